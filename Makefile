@@ -1,0 +1,37 @@
+# Quick start: `make demo` and `make test` work on a fresh machine with Python >= 3.10.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: install demo test test-tf test-jax test-slow bench-smoke clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/kerassl demo
+
+# The whole default suite, on TensorFlow (the default backend) and again on JAX.
+test: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PYTEST) -q tests
+	KERAS_BACKEND=jax $(PYTEST) -q tests
+
+test-tf: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PYTEST) -q tests
+
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PYTEST) -q tests
+
+# Learning tests on real data (minutes each); CI runs them after `make test`.
+test-slow: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PYTEST) -q -m slow tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

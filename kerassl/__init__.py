@@ -1,0 +1,44 @@
+"""kerassl: self-supervised representation learning for images in Keras 3.
+
+Example:
+```python
+import kerassl
+model = kerassl.SimCLR(kerassl.backbones.resnet18(input_shape=(32, 32, 3)))
+model.compile(optimizer="adam")
+model.fit(images, epochs=10, batch_size=256)
+clf = kerassl.finetune(model.encoder, (x_few, y_few), num_classes=10)
+```
+"""
+
+__version__ = "0.1.0"
+
+from kerassl import (  # noqa: E402
+    augment,
+    backbones,
+    datasets,
+    evaluate,
+    heads,
+    images,
+    losses,
+    methods,
+    viz,
+    zoo,
+)
+from kerassl.finetune import finetune  # noqa: E402
+from kerassl.methods import SimCLR, SSLMethod  # noqa: E402
+
+__all__ = [
+    "SSLMethod",
+    "SimCLR",
+    "augment",
+    "backbones",
+    "datasets",
+    "evaluate",
+    "finetune",
+    "heads",
+    "images",
+    "losses",
+    "methods",
+    "viz",
+    "zoo",
+]

@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny encoders, real offline data, the shared-data path."""
+
+import os
+import pathlib
+
+from tests.conftest_hub import local_hub  # noqa: F401  (must precede keras: sets HF_ENDPOINT)
+
+import keras  # noqa: E402
+import numpy as np
+import pytest
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def tiny_encoder(input_shape=(16, 16, 3), width=8, feature_dim=16, name="tiny"):
+    """A two-conv functional encoder: (B, H, W, C) -> (B, feature_dim)."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(feature_dim, 3, strides=2, padding="same", activation="relu")(x)
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@pytest.fixture
+def make_encoder():
+    return tiny_encoder
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits as (images uint8 (N, 8, 8, 1), labels)."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = (data.images * (255.0 / 16.0)).round().astype("uint8")[..., None]
+    return images, data.target.astype("int32")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    yield
+
+
+def shared_data_file(name):
+    """Path of a file in ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(
+            f"{path} is absent: this test needs the project's shared data copy "
+            "(present in CI, not in a user's fresh clone)"
+        )
+    return path
+
+
+def backend():
+    return keras.config.backend()
+
+
+def random_images(n=8, size=16, channels=3, seed=0, dtype="uint8"):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(n, size, size, channels))
+    return x.astype("uint8") if dtype == "uint8" else (x / 255.0).astype(dtype)
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")

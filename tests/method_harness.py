@@ -1,0 +1,101 @@
+"""One harness that runs any SSL method through fit, predict, save and load.
+
+Every method's test module calls `run_method_test(make_method, ...)`; the
+harness checks the contract the whole library relies on:
+- `fit` on uint8 numpy, float numpy, (images, labels) tf.data and a generator,
+  with finite losses and the method's metrics in the History;
+- `predict`/`call` return encoder features, the same as the encoder on [0, 1]
+  floats;
+- `get_config`/`from_config` round trip; `.keras` save and load with
+  `safe_mode=True` and no custom objects gives identical predictions, and the
+  loaded model keeps training.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+
+def tiny_data(input_shape, count=16, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(count, *input_shape)).astype("uint8")
+    labels = rng.integers(0, 3, size=(count,)).astype("int32")
+    return images, labels
+
+
+def assert_finite_history(history, expected_metrics=()):
+    for name, values in history.history.items():
+        assert all(math.isfinite(v) for v in values), f"{name} is not finite: {values}"
+    for name in ("loss", *expected_metrics):
+        assert name in history.history, f"{name} missing from {sorted(history.history)}"
+
+
+def run_method_test(
+    make_method,
+    make_encoder,
+    tmp_path,
+    input_shape=(16, 16, 3),
+    batch_size=8,
+    expected_metrics=(),
+    optimizer="adam",
+    data_variants=True,
+):
+    """Runs the shared contract checks on one method.
+
+    Args:
+        make_method: callable(encoder) -> an SSLMethod, compiled or not.
+        make_encoder: callable(input_shape) -> a tiny keras encoder.
+        tmp_path: pathlib.Path for the saved file.
+        input_shape: (height, width, channels) of the test images.
+        batch_size: int.
+        expected_metrics: names that must appear in the History.
+        data_variants: bool. Also fit on float arrays, a tf.data dataset of
+            (images, labels) and a generator. Each is one more compiled step
+            (10 s or more on JAX), so secondary callers may skip them.
+    """
+    import tensorflow as tf
+
+    images, labels = tiny_data(input_shape)
+    model = make_method(make_encoder(input_shape))
+    model.compile(optimizer=optimizer)
+
+    history = model.fit(images, batch_size=batch_size, epochs=1, verbose=0)
+    assert_finite_history(history, expected_metrics)
+
+    float_images = images.astype("float32") / 255.0
+    if data_variants:
+        assert_finite_history(
+            model.fit(float_images, batch_size=batch_size, epochs=1, verbose=0)
+        )
+        pairs = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+        assert_finite_history(model.fit(pairs, epochs=1, verbose=0))
+
+        def generator():
+            for start in range(0, len(images), batch_size):
+                yield images[start : start + batch_size]
+
+        assert_finite_history(model.fit(generator(), epochs=1, verbose=0))
+
+    features = model.predict(images, batch_size=batch_size, verbose=0)
+    assert features.ndim == 2 and features.shape[0] == len(images)
+    direct = keras.ops.convert_to_numpy(model.encoder(float_images, training=False))
+    np.testing.assert_allclose(features, direct, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(images)), features, rtol=1e-4, atol=1e-4
+    )
+
+    config = model.get_config()
+    clone = type(model).from_config(config)
+    assert type(clone) is type(model)
+    assert clone.get_config().keys() == config.keys()
+
+    path = tmp_path / "method.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded) is type(model)
+    np.testing.assert_allclose(
+        loaded.predict(images, batch_size=batch_size, verbose=0), features, rtol=1e-5, atol=1e-5
+    )
+    assert_finite_history(loaded.fit(images, batch_size=batch_size, epochs=1, verbose=0))
+    return model
