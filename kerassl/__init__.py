@@ -15,30 +15,44 @@ __version__ = "0.1.0"
 from kerassl import (  # noqa: E402
     augment,
     backbones,
+    captions,
     datasets,
     evaluate,
     heads,
     images,
     losses,
+    losses_clip,
+    losses_distill,
     methods,
+    retrieval,
+    text,
+    vit,
     viz,
     zoo,
 )
 from kerassl.finetune import finetune  # noqa: E402
-from kerassl.methods import SimCLR, SSLMethod  # noqa: E402
+from kerassl.methods import CLIP, MAE, SimCLR, SSLMethod  # noqa: E402
 
 __all__ = [
+    "CLIP",
+    "MAE",
     "SSLMethod",
     "SimCLR",
     "augment",
     "backbones",
+    "captions",
     "datasets",
     "evaluate",
     "finetune",
     "heads",
     "images",
     "losses",
+    "losses_clip",
+    "losses_distill",
     "methods",
+    "retrieval",
+    "text",
+    "vit",
     "viz",
     "zoo",
 ]

@@ -176,7 +176,8 @@ def _resnet(
         filters = width * 2**stage
         for index in range(num_blocks):
             strides = 2 if stage > 0 and index == 0 else 1
-            x = block(x, filters, strides, f"stage{stage + 1}_block{index + 1}", zero_init_residual)
+            block_name = f"stage{stage + 1}_block{index + 1}"
+            x = block(x, filters, strides, block_name, zero_init_residual)
     outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -351,7 +352,7 @@ def wrap(model, pooling="avg", name=None, input_shape=None, preprocessing=None):
     - 3-D output (B, tokens, dim), e.g. a ViT or DINOv2 backbone: mean (or
       max) over the tokens.
     - 2-D output: the model already is an encoder and is returned unchanged
-      (`preprocessing` is then not applied; wrap the model yourself).
+      (or, with `preprocessing`, nested behind it).
 
     The model is nested as one layer of the new functional model, so
     `encoder.get_layer(model.name)` gives it back (to freeze it, for example).
@@ -394,8 +395,10 @@ def wrap(model, pooling="avg", name=None, input_shape=None, preprocessing=None):
         )
     rank = len(features.shape)
     if rank == 2:
-        return model
-    if rank == 4:
+        if preprocessing is None:
+            return model
+        pooled = features
+    elif rank == 4:
         pooled = _POOLING_2D[pooling](name=f"{pooling}_pool")(features)
     elif rank == 3:
         pooled = _POOLING_1D[pooling](name=f"{pooling}_token_pool")(features)
@@ -455,10 +458,16 @@ def feature_dim(encoder):
     return int(shape[1])
 
 
+from kerassl.vit import vit, vit_base, vit_small, vit_tiny  # noqa: E402
+
 _REGISTRY = {
     "resnet18": resnet18,
     "resnet50": resnet50,
     "small_convnet": small_convnet,
+    "vit": vit,
+    "vit_tiny": vit_tiny,
+    "vit_small": vit_small,
+    "vit_base": vit_base,
 }
 
 
@@ -467,7 +476,7 @@ def list_backbones():
 
     Example:
     >>> kerassl.backbones.list_backbones()
-    ['resnet18', 'resnet50', 'small_convnet']
+    ['resnet18', 'resnet50', 'small_convnet', 'vit', 'vit_base', 'vit_small', 'vit_tiny']
     """
     return sorted(_REGISTRY)
 

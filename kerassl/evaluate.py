@@ -637,3 +637,6 @@ class KNNMonitor(keras.callbacks.Callback):
         self.accuracies[epoch] = accuracy
         if logs is not None:
             logs["val_knn_accuracy"] = accuracy
+
+
+from kerassl.retrieval import retrieval_recall  # noqa: E402,F401  (CLIP's image-text recall)

@@ -472,3 +472,6 @@ class _seeded:
         for variable, value in zip(self.states, self.saved):
             variable.assign(value)
         return False
+
+
+from kerassl.viz_attention import attention_maps  # noqa: E402,F401  (ViT plots live beside)

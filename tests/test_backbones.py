@@ -19,8 +19,8 @@ SLOW_ON_JAX = pytest.mark.slow if keras.config.backend() == "jax" else (lambda t
 
 
 def _features(model, x):
-    # An eager call: predict() would compile the graph, which costs more than
-    # the tiny computation (tens of seconds on JAX for MobileNet).
+    # An eager call: predict() would compile the graph, which costs far more
+    # than these tiny computations (seconds per model on JAX).
     outputs = model(x, training=False)
     if isinstance(outputs, (list, tuple)):
         return [keras.ops.convert_to_numpy(y) for y in outputs]
@@ -301,6 +301,11 @@ def test_wrap_token_model():
 def test_wrap_returns_pooled_model_unchanged(make_encoder):
     encoder = make_encoder()
     assert backbones.wrap(encoder) is encoder
+    scaled = backbones.wrap(encoder, preprocessing=keras.layers.Rescaling(0.5))
+    assert scaled is not encoder and scaled.output.shape == (None, 16)
+    x = _images(size=16)
+    expected = _features(encoder, x * 0.5)
+    np.testing.assert_allclose(_features(scaled, x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_wrap_subclassed_model_needs_input_shape():
@@ -351,7 +356,9 @@ def _wrapped_user_model():
             normalization=((0.5, 0.4, 0.3), (0.2, 0.2, 0.2)),
         ),
         lambda: backbones.resnet50(input_shape=(16, 16, 3), stem="cifar", width=8),
-        lambda: backbones.small_convnet(input_shape=(16, 16, 3), width=8, normalization=(0.5, 0.2)),
+        lambda: backbones.small_convnet(
+            input_shape=(16, 16, 3), width=8, normalization=(0.5, 0.2)
+        ),
         _wrapped_user_model,
     ],
     ids=["resnet18", "resnet50", "small_convnet", "wrap"],
@@ -384,10 +391,14 @@ def test_feature_dim_errors():
 
 
 def test_registry():
-    assert backbones.list_backbones() == ["resnet18", "resnet50", "small_convnet"]
+    assert backbones.list_backbones() == [
+        "resnet18", "resnet50", "small_convnet", "vit", "vit_base", "vit_small", "vit_tiny"
+    ]
     encoder = backbones.get("resnet18", input_shape=(16, 16, 1), width=8)
     assert encoder.output.shape == (None, 64)
     assert encoder.name == "resnet18"
+    vit_encoder = backbones.get("vit_tiny", image_size=16, patch_size=4, channels=1)
+    assert backbones.feature_dim(vit_encoder) == 192
     assert backbones.feature_dim(backbones.get("small_convnet", width=8, feature_dim=7)) == 7
-    with pytest.raises(ValueError, match="resnet18, resnet50, small_convnet"):
+    with pytest.raises(ValueError, match="resnet18, resnet50, small_convnet, vit"):
         backbones.get("vgg16")
