@@ -31,11 +31,24 @@ from kerassl import (  # noqa: E402
     zoo,
 )
 from kerassl.finetune import finetune  # noqa: E402
-from kerassl.methods import CLIP, MAE, SimCLR, SSLMethod  # noqa: E402
+from kerassl.methods import (  # noqa: E402
+    CLIP,
+    GAN,
+    MAE,
+    Autoencoder,
+    Jigsaw,
+    RotNet,
+    SimCLR,
+    SSLMethod,
+)
 
 __all__ = [
     "CLIP",
+    "GAN",
     "MAE",
+    "Autoencoder",
+    "Jigsaw",
+    "RotNet",
     "SSLMethod",
     "SimCLR",
     "augment",

@@ -474,4 +474,24 @@ class _seeded:
         return False
 
 
+def samples(gan, path, n=64, seed=0, columns=None):
+    """Writes a PNG grid of `n` images drawn from a trained `kerassl.GAN`.
+
+    Args:
+        gan: kerassl.GAN.
+        path: str. Where the PNG goes.
+        n: int. Number of samples.
+        seed: int. Seed of the latent draws, so grids are comparable over training.
+        columns: int or None. Grid width (default: about sqrt(n)).
+
+    Example:
+    ```python
+    kerassl.viz.samples(gan, "samples.png", n=36)
+    ```
+    """
+    from kerassl.methods.gan import samples as draw
+
+    return draw(gan, path, n=n, seed=seed, columns=columns)
+
+
 from kerassl.viz_attention import attention_maps  # noqa: E402,F401  (ViT plots live beside)

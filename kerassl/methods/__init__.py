@@ -1,8 +1,22 @@
 """Self-supervised methods: one module per method, all on `SSLMethod`."""
 
+from kerassl.methods.autoencoder import Autoencoder
 from kerassl.methods.base import SSLMethod
 from kerassl.methods.clip import CLIP, ZeroShotClassifier
+from kerassl.methods.gan import GAN
+from kerassl.methods.jigsaw import Jigsaw
 from kerassl.methods.mae import MAE
+from kerassl.methods.rotnet import RotNet
 from kerassl.methods.simclr import SimCLR
 
-__all__ = ["CLIP", "MAE", "SSLMethod", "SimCLR", "ZeroShotClassifier"]
+__all__ = [
+    "CLIP",
+    "GAN",
+    "MAE",
+    "Autoencoder",
+    "Jigsaw",
+    "RotNet",
+    "SSLMethod",
+    "SimCLR",
+    "ZeroShotClassifier",
+]
