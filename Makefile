@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST := $(PY) -m pytest -p no:cacheprovider
+# Two workers: most test time is single-threaded tracing and XLA compilation.
+PYTEST := $(PY) -m pytest -p no:cacheprovider -n 2
 
 .PHONY: install demo test test-tf test-jax test-slow bench-smoke clean
 

@@ -1,0 +1,275 @@
+"""DINO: loss against NumPy, head, multi-crop, EMA teacher, centre, contract, learning."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import kerassl
+from kerassl import losses_distill
+from kerassl.methods.dino import DINO, DINOHead, batch_statistics
+from tests.method_harness import run_method_test, tiny_data
+
+
+def tiny_vit(input_shape=(16, 16, 3)):
+    return kerassl.vit.vit(
+        input_shape[0], patch_size=4, channels=input_shape[-1], hidden_dim=16, depth=1, num_heads=2
+    )
+
+
+def make_dino(encoder, **kwargs):
+    kwargs.setdefault("head_hidden_dim", 16)
+    kwargs.setdefault("head_bottleneck_dim", 8)
+    kwargs.setdefault("head_output_dim", 32)
+    kwargs.setdefault("num_local_crops", 2)
+    return DINO(encoder, seed=0, **kwargs)
+
+
+def numpy_dino_loss(student, teacher, center, ts, tt):
+    def softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(-1, keepdims=True)
+
+    targets = softmax((teacher - center) / tt)
+    log_p = np.log(softmax(student / ts))
+    total, count = 0.0, 0
+    for g in range(teacher.shape[0]):
+        for v in range(student.shape[0]):
+            if v == g:
+                continue
+            total += np.mean(np.sum(-targets[g] * log_p[v], axis=-1))
+            count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("crops, globals_, ts, tt", [(2, 2, 0.1, 0.04), (5, 2, 0.2, 0.07), (3, 1, 0.1, 0.5)])
+def test_dino_loss_matches_numpy(crops, globals_, ts, tt):
+    rng = np.random.default_rng(crops)
+    student = rng.normal(size=(crops, 6, 10)).astype("float32")
+    teacher = rng.normal(size=(globals_, 6, 10)).astype("float32")
+    center = rng.normal(size=(10,)).astype("float32") * 0.1
+    got = losses_distill.dino_loss(student, teacher, center, ts, tt)
+    expected = numpy_dino_loss(student, teacher, center, ts, tt)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(got)), expected, rtol=1e-4)
+
+
+def test_dino_loss_checks_arguments():
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        losses_distill.dino_loss(np.zeros((2, 2, 4)), np.zeros((2, 2, 4)), np.zeros(4), 0.0)
+    with pytest.raises(ValueError, match="global crop"):
+        losses_distill.dino_loss(np.zeros((1, 2, 4)), np.zeros((2, 2, 4)), np.zeros(4))
+
+
+def test_schedules():
+    value = lambda t: float(keras.ops.convert_to_numpy(t))  # noqa: E731
+    assert value(losses_distill.cosine_schedule(0, 100, 0.996, 1.0)) == pytest.approx(0.996)
+    assert value(losses_distill.cosine_schedule(50, 100, 0.996, 1.0)) == pytest.approx(0.998)
+    assert value(losses_distill.cosine_schedule(100, 100, 0.996, 1.0)) == pytest.approx(1.0)
+    assert value(losses_distill.cosine_schedule(500, 100, 0.996, 1.0)) == pytest.approx(1.0)
+    assert value(losses_distill.cosine_schedule(5, 0, 0.996, 1.0)) == pytest.approx(0.996)
+    assert value(losses_distill.linear_warmup(5, 10, 0.04, 0.07)) == pytest.approx(0.055)
+    assert value(losses_distill.linear_warmup(20, 10, 0.04, 0.07)) == pytest.approx(0.07)
+
+
+def test_head_is_weight_normalized_on_a_unit_bottleneck():
+    head = DINOHead(hidden_dim=8, bottleneck_dim=4, output_dim=6)
+    features = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    logits = keras.ops.convert_to_numpy(head(features))
+    bottleneck = keras.ops.convert_to_numpy(head.mlp(features))
+    bottleneck /= np.linalg.norm(bottleneck, axis=1, keepdims=True)
+    weight = keras.ops.convert_to_numpy(head.prototypes)
+    expected = bottleneck @ (weight / np.linalg.norm(weight, axis=0, keepdims=True))
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    assert np.abs(logits).max() <= 1.0 + 1e-5
+
+
+def test_crop_sizes():
+    model = make_dino(tiny_vit(), num_local_crops=3)
+    images, _ = tiny_data((16, 16, 3), count=4)
+    model.build(images.shape)
+    local = model.local_augmenter(images / 255.0, training=True)
+    assert tuple(local.shape) == (4, 8, 8, 3)  # 96/224 of 16 px, a multiple of the patch
+    assert tuple(model.global_augmenter(images / 255.0, training=True).shape) == (4, 16, 16, 3)
+
+
+def test_teacher_is_the_encoder_and_gets_no_gradient():
+    model = make_dino(tiny_vit())
+    model.build((None, 16, 16, 3))
+    trainable = {id(v) for v in model.trainable_variables}
+    teacher = model.encoder.weights + model.teacher_head.weights
+    assert teacher and not any(id(v) in trainable for v in teacher)
+    assert model.encoder is model.teacher_encoder and model.encoder is not model.student_encoder
+    student = model.student_encoder.trainable_weights + model.head.trainable_weights
+    assert all(id(v) in trainable for v in student)
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        images, _ = tiny_data((16, 16, 3), count=4)
+        with tf.GradientTape(persistent=True) as tape:
+            out = model(images, training=True)
+            loss = losses_distill.dino_loss(
+                out["student_logits"], out["teacher_logits"], model.center
+            )
+        grads = tape.gradient(loss, [v.value for v in teacher])
+        assert all(g is None for g in grads)
+        student_grads = tape.gradient(loss, [v.value for v in model.head.trainable_weights])
+        assert any(g is not None for g in student_grads)
+
+
+def test_ema_step_multi_crop_shapes_and_centre_update():
+    model = make_dino(
+        tiny_vit(), num_local_crops=3, momentum_start=0.9, momentum_end=1.0, momentum_schedule_steps=10
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    images, _ = tiny_data((16, 16, 3), count=4)
+    model.build(images.shape)
+    rng = np.random.default_rng(0)
+    pairs = model.ema_pairs()
+    for teacher, _ in pairs:  # make teacher and student differ
+        teacher.assign(teacher + rng.normal(size=teacher.shape).astype("float32") * 0.1)
+    teacher_before = [keras.ops.convert_to_numpy(t) for t, _ in pairs]
+    student_before = [keras.ops.convert_to_numpy(s) for _, s in pairs]
+    model.fit(images, batch_size=4, epochs=1, verbose=0)
+    for (teacher, student), t0, s0 in zip(pairs, teacher_before, student_before):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(teacher), 0.9 * t0 + 0.1 * s0, rtol=1e-5, atol=1e-6
+        )
+    assert not np.allclose(keras.ops.convert_to_numpy(pairs[-1][1]), student_before[-1])
+
+    # The centre: c <- m c + (1 - m) mean(teacher outputs), and the next momentum follows the schedule.
+    out = model(images, training=True)
+    assert tuple(out["student_logits"].shape) == (5, 4, 32)  # 2 global + 3 local crops
+    assert tuple(out["teacher_logits"].shape) == (2, 4, 32)  # the teacher sees the globals only
+    center_before = keras.ops.convert_to_numpy(model.center)
+    model.compute_loss(images, y_pred=out, training=True)
+    batch_mean = keras.ops.convert_to_numpy(out["teacher_logits"]).mean(axis=(0, 1))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.center)[0],
+        0.9 * center_before[0] + 0.1 * batch_mean,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    momentum = 1.0 - 0.1 * (math.cos(math.pi * 1 / 10) + 1) / 2
+    value = float(keras.ops.convert_to_numpy(model.teacher_momentum_at(1.0)))
+    assert value == pytest.approx(momentum, rel=1e-6)
+
+
+def test_method_contract(tmp_path):
+    run_method_test(
+        make_dino,
+        tiny_vit,
+        tmp_path,
+        expected_metrics=("teacher_entropy", "teacher_batch_entropy", "teacher_momentum"),
+        data_variants=False,
+    )
+
+
+def test_works_with_a_convnet_encoder_and_sets_the_schedule_length(make_encoder):
+    model = make_dino(make_encoder((16, 16, 3)))
+    model.compile(optimizer="adamw")
+    images, _ = tiny_data((16, 16, 3))
+    history = model.fit(images, batch_size=8, epochs=2, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    assert model.predict(images, verbose=0).shape == (16, 16)
+    assert float(keras.ops.convert_to_numpy(model.schedule_steps)) == 4.0
+    assert float(keras.ops.convert_to_numpy(model.step_counter)) == 4.0
+
+
+def test_compile_adds_gradient_clipping_unless_the_optimizer_clips(make_encoder):
+    model = make_dino(make_encoder())
+    model.compile(optimizer="adamw")
+    assert model.optimizer.clipnorm == 3.0
+    model = make_dino(make_encoder())
+    model.compile(optimizer=keras.optimizers.AdamW(global_clipnorm=1.0))
+    assert model.optimizer.clipnorm is None and model.optimizer.global_clipnorm == 1.0
+
+
+def test_bad_arguments_are_clear(make_encoder):
+    with pytest.raises(ValueError, match="center_momentum"):
+        DINO(make_encoder(), center_momentum=1.5)
+    with pytest.raises(ValueError, match="num_local_crops"):
+        DINO(make_encoder(), num_local_crops=-1)
+    with pytest.raises(TypeError, match="Keras model"):
+        DINO("resnet")
+
+
+def test_frozen_teacher_batchnorm_uses_batch_statistics(make_encoder):
+    # The official teacher is never put in eval mode; a frozen Keras BatchNorm would
+    # ignore training=True and use the (lagging) moving statistics instead.
+    layer = keras.layers.BatchNormalization()
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model.trainable = False
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(64, 3)).astype("float32")
+    frozen = keras.ops.convert_to_numpy(model(x, training=True))
+    np.testing.assert_allclose(frozen, x / np.sqrt(1.0 + 1e-3), rtol=1e-5)  # moving stats 0 / 1
+    with batch_statistics(model):
+        normalized = keras.ops.convert_to_numpy(model(x, training=True))
+    np.testing.assert_allclose(normalized.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(normalized.std(0), 1.0, atol=1e-2)
+    assert not layer.trainable and not model.trainable_weights
+    # In the method: the flags are restored after each training call.
+    dino = make_dino(make_encoder((16, 16, 3)), num_local_crops=0)
+    images, _ = tiny_data((16, 16, 3), count=8)
+    dino.build(images.shape)
+    count = len(dino.trainable_variables)
+    dino(images, training=True)
+    assert not dino.encoder.trainable_weights and len(dino.trainable_variables) == count
+
+
+# Measured on TF (2 shared cores, load 5-10, 2026-11-28), sklearn digits at 16 px, batch
+# 128, 10 epochs = 120 steps (fit about 40-60 s), small_convnet(width 32, feature_dim 128),
+# head 256-64-256, 2 local crops, AdamW(1e-3, wd 0.04), momentum 0.99 -> 1:
+#   teacher on moving statistics (before the fix): entropy 5.544, batch entropy 5.544
+#     (log K = 5.545): every image got the same, uniform target.
+#   teacher on batch statistics: entropy 3.2 after epoch 2, 4.86-4.90 after epoch 10,
+#     batch entropy 5.51-5.52.
+#   kNN (k=20): random init 0.939, DINO teacher 0.82-0.85: no gain within this budget
+#     (also none with momentum 0.9/0.95, K=64, lr 3e-4/3e-3, lr warm-up, teacher
+#     temperature warm-up 0.04 -> 0.07, no local crops, or a frozen last layer).
+def dino_on_digits(encoder_fn, epochs=10):
+    (x, y), (x_test, y_test) = kerassl.datasets.load_digits(image_size=16)
+    keras.utils.set_random_seed(0)
+    baseline = kerassl.evaluate.knn_accuracy(encoder_fn(), x, y, x_test, y_test, k=20, verbose=False)
+    keras.utils.set_random_seed(0)
+    model = DINO(
+        encoder_fn(), head_hidden_dim=256, head_bottleneck_dim=64, head_output_dim=256,
+        num_local_crops=2, momentum_start=0.99, seed=0,
+    )
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.04))
+    history = model.fit(x, batch_size=128, epochs=epochs, verbose=0)
+    entropy = history.history["teacher_entropy"][-1]
+    batch_entropy = history.history["teacher_batch_entropy"][-1]
+    accuracy = kerassl.evaluate.knn_accuracy(model.encoder, x, y, x_test, y_test, k=20, verbose=False)
+    print(f"baseline {baseline:.3f} dino {accuracy:.3f} entropy {entropy:.3f} batch {batch_entropy:.3f}")
+    return baseline, accuracy, entropy, batch_entropy
+
+
+@pytest.mark.slow
+def test_convnet_teacher_targets_differ_between_images_on_digits():
+    _, _, entropy, batch_entropy = dino_on_digits(
+        lambda: kerassl.backbones.small_convnet((16, 16, 1), width=32, feature_dim=128)
+    )
+    # Measured 4.86-4.90 and 5.51-5.52 (see above); 5.544 / 5.544 before the fix.
+    assert 0.05 * math.log(256) < entropy < 0.93 * math.log(256)
+    assert batch_entropy > entropy + 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured on TF (2 shared cores): a tiny ViT at 16 px, 10 epochs (120 steps), "
+    "ends in uniform collapse (teacher entropy 5.540 of log 256 = 5.545, batch entropy "
+    "5.544; kNN 0.78 vs 0.797 random init). At init the ViT maps every image to nearly the "
+    "same direction (bottleneck cosine 0.994), so the teacher's targets are uniform and "
+    "the same for all images from step 0; this budget does not break that symmetry. "
+    "strict: passing means fixed.",
+)
+def test_vit_no_collapse_and_knn_above_random_init_on_digits():
+    baseline, accuracy, entropy, batch_entropy = dino_on_digits(
+        lambda: kerassl.vit.vit(16, 4, 1, hidden_dim=64, depth=2, num_heads=4)
+    )
+    assert 0.05 * math.log(256) < entropy < 0.95 * math.log(256)
+    assert batch_entropy > entropy + 0.1
+    assert accuracy > baseline + 0.02
