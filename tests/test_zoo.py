@@ -391,3 +391,41 @@ def test_cli_list_push_pull_card(tmp_path, capsys, monkeypatch):
     assert zoo.load_encoder(str(tmp_path / "pulled")).name == "tiny"
     assert zoo.zoo_cli_main(["pull", f"hf://{new_repo('absent')}"]) == 1
     assert "no such repository" in capsys.readouterr().err
+
+
+# ---- every method's encoder is an encoder like any other ------------------------------------
+
+
+def method_encoders():
+    """The encoder of each method, as a user gets it after pretraining."""
+    import kerassl
+    from kerassl.text import TextEncoder, Tokenizer
+
+    tokenizer = Tokenizer.from_texts(["a red square", "a blue square"], max_length=6)
+    text_encoder = TextEncoder(tokenizer.vocab_size, max_length=6, width=8, depth=1, num_heads=2)
+    flexible = lambda: tiny_encoder(input_shape=(None, None, 3))  # noqa: E731
+    return {
+        "simclr": kerassl.SimCLR(tiny_encoder(), projection_hidden_dim=8, projection_dim=4),
+        "clip": kerassl.CLIP(tiny_encoder(), text_encoder, embed_dim=4, tokenizer=tokenizer),
+        "rotnet": kerassl.RotNet(flexible(), hidden_dim=8),
+        "autoencoder": kerassl.Autoencoder(tiny_encoder(), decoder_width=4),
+        "mae": kerassl.MAE(kerassl.vit.vit(16, 4, 3, hidden_dim=16, depth=1, num_heads=2),
+                           decoder_dim=8, decoder_depth=1, decoder_num_heads=2),
+        "gan": kerassl.GAN(latent_dim=4, image_shape=(16, 16, 3), width=8),
+    }
+
+
+def test_each_method_encoder_pushes_loads_and_finetunes(local_hub):
+    import kerassl
+
+    x = images(8)
+    labels = np.arange(8) % 2
+    for name, method in method_encoders().items():
+        encoder = method.encoder
+        before = features(encoder, x)
+        repo_id = new_repo(name)
+        push(encoder, repo_id, dataset="digits")
+        loaded = zoo.load_encoder(f"hf://{repo_id}")
+        np.testing.assert_allclose(features(loaded, x), before, atol=1e-5, err_msg=name)
+        classifier = kerassl.finetune(loaded, (x, labels), num_classes=2, epochs=1, verbose=0)
+        assert classifier.predict(x, verbose=0).shape == (8, 2), name

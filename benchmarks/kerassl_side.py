@@ -1,0 +1,190 @@
+"""The kerassl side of one benchmark configuration, run in its own process.
+
+Usage (normally by `run.py`): KERAS_BACKEND=jax python benchmarks/kerassl_side.py CONFIG_JSON OUT_JSON
+
+One process per configuration, so backends, precision policies and XLA flags
+never leak between rows and the peak resident memory is this row's alone.
+"""
+
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kerassl  # noqa: E402
+import kerassl.augment  # noqa: E402
+import kerassl.backbones  # noqa: E402
+import shared  # noqa: E402
+
+
+def versions():
+    facts = {"keras": keras.__version__, "kerassl": kerassl.__version__}
+    backend = keras.config.backend()
+    facts["backend"] = backend
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        facts["tensorflow"] = tf.__version__
+    elif backend == "jax":
+        import jax
+
+        facts["jax"] = jax.__version__
+        facts["jax_devices"] = [str(d) for d in jax.devices()]
+    return facts
+
+
+def trainable_parameters(model):
+    # Trainable only, as PyTorch's `parameters()` (BatchNorm statistics are buffers there).
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def build_encoder(config):
+    size = config["image_size"]
+    if config["encoder"] == "resnet18":
+        return kerassl.backbones.resnet18(input_shape=(size, size, 3), stem="cifar")
+    if config["encoder"] == "small_convnet":
+        return kerassl.backbones.small_convnet(input_shape=(size, size, 3), width=8, feature_dim=32)
+    raise ValueError(f"unknown encoder {config['encoder']!r}")
+
+
+def build_model(config):
+    """kerassl's SimCLR with lightly's CIFAR-10 benchmark settings."""
+    if config["precision"] == "bfloat16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(config["seed"])
+    encoder = build_encoder(config)
+    augmenter = kerassl.augment.simclr_augmenter(
+        config["image_size"],
+        jitter_strength=config["jitter_strength"],
+        blur_probability=0.0,
+        seed=config["seed"],
+    )
+    model = kerassl.SimCLR(
+        encoder,
+        projection_hidden_dim=config["projection_hidden_dim"],
+        projection_dim=config["projection_dim"],
+        temperature=config["temperature"],
+        augmenter=augmenter,
+        seed=config["seed"],
+    )
+    return model
+
+
+def optimizer(config, total_steps):
+    learning_rate = config["learning_rate"] * config["batch_size"] / 256
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(total_steps, 1))
+    # PyTorch's SGD adds weight_decay * w to the gradient before momentum
+    # (coupled L2); Keras' weight_decay is decoupled (w -= lr * wd * w). With
+    # momentum m the coupled form decays 1 / (1 - m) times as much per step in
+    # steady state, so the equivalent decoupled value is wd / (1 - m).
+    weight_decay = config["weight_decay"] / (1.0 - config["momentum"])
+    return keras.optimizers.SGD(
+        schedule, momentum=config["momentum"], weight_decay=weight_decay
+    )
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of every training step (fit's batch hooks, synchronized on the loss)."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+        self.cpu_times = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Reading the loss waits for the step: with asynchronous dispatch (JAX)
+        # the clock would otherwise stop at the launch.
+        float((logs or {}).get("loss", 0.0))
+        self.times.append(time.perf_counter() - self.start)
+        self.cpu_times.append(time.process_time() - self.cpu_start)
+
+
+def throughput(config):
+    """images/s of `model.fit` steps on uint8 batches, views made in the step."""
+    model = build_model(config)
+    jit = config["jit_compile"]
+    model.compile(optimizer=optimizer(config, 1000), jit_compile=jit)
+    steps = config["warmup_steps"] + config["timed_steps"]
+    rng = np.random.default_rng(0)
+    size = config["image_size"]
+    images = rng.integers(0, 256, (steps * config["batch_size"], size, size, 3), dtype=np.uint8)
+    timer = StepTimer()
+    model.fit(images, batch_size=config["batch_size"], epochs=1, shuffle=False,
+              verbose=0, callbacks=[timer])
+    result = shared.summarize_step_times(
+        timer.times, config["batch_size"], config["warmup_steps"], timer.cpu_times
+    )
+    result["jit_compile_resolved"] = getattr(model, "jit_compile", None)
+    result["parameters"] = trainable_parameters(model.encoder)
+    result["versions"] = versions()
+    return result
+
+
+def features(encoder, images, batch_size=512):
+    return np.asarray(encoder.predict(images.astype("float32") / 255.0,
+                                      batch_size=batch_size, verbose=0), dtype="float32")
+
+
+def quality(config):
+    """kNN accuracy of the encoder before and after SimCLR at a fixed budget."""
+    x_train, y_train, x_test, y_test = shared.quality_data(config)
+    model = build_model(config)
+    model.build((None,) + x_train.shape[1:])
+    knn = dict(k=config["knn_k"], temperature=config["knn_temperature"])
+    started = time.perf_counter()
+    random_init = shared.knn_accuracy(
+        features(model.encoder, x_train), y_train, features(model.encoder, x_test), y_test, **knn
+    )
+    knn_seconds = time.perf_counter() - started
+    steps_per_epoch = len(x_train) // config["batch_size"]
+    total_steps = steps_per_epoch * config["epochs"]
+    model.compile(optimizer=optimizer(config, total_steps), jit_compile=config["jit_compile"])
+    timer = StepTimer()
+    # Keras keeps a last partial batch; lightly's loader drops it (drop_last).
+    # Training on the same number of full batches keeps the budgets equal.
+    keep = steps_per_epoch * config["batch_size"]
+    rng = np.random.default_rng(config["seed"])
+    history = []
+    started = time.perf_counter()
+    for epoch in range(config["epochs"]):
+        order = rng.permutation(len(x_train))[:keep]
+        logs = model.fit(x_train[order], batch_size=config["batch_size"], epochs=epoch + 1,
+                         initial_epoch=epoch, shuffle=False, verbose=0, callbacks=[timer])
+        history.append({k: float(v[-1]) for k, v in logs.history.items()})
+    train_seconds = time.perf_counter() - started
+    trained = shared.knn_accuracy(
+        features(model.encoder, x_train), y_train, features(model.encoder, x_test), y_test, **knn
+    )
+    return {
+        "knn_accuracy": trained,
+        "knn_accuracy_random_init": random_init,
+        "train_s": round(train_seconds, 1),
+        "knn_s": round(knn_seconds, 1),
+        "steps": total_steps,
+        "train_images_per_s": total_steps * config["batch_size"] / max(train_seconds, 1e-9),
+        "median_step_s": float(np.median(timer.times[1:] or timer.times)),
+        "history": history,
+        "parameters": trainable_parameters(model.encoder),
+        "versions": versions(),
+    }
+
+
+def run(config):
+    if config["task"] == "throughput":
+        return throughput(config)
+    if config["task"] == "quality":
+        return quality(config)
+    raise ValueError(f"unknown task {config['task']!r}")
+
+
+if __name__ == "__main__":
+    shared.worker_main(run)

@@ -1,0 +1,397 @@
+"""Benchmarks kerassl against lightly: SimCLR throughput and quality, side by side.
+
+Usage:
+    python benchmarks/run.py --suite smoke            # seconds; what the test runs
+    python benchmarks/run.py --suite cpu              # throughput rows + 40 min per library quality
+    python benchmarks/run.py --suite cpu --only throughput
+    python benchmarks/run.py --suite gpu              # on a GPU machine: full CIFAR-10, 200 epochs
+
+Every configuration runs in its own process, one after another: the kerassl
+side with this interpreter (`KERAS_BACKEND` set per row), the lightly side with
+the peer virtual environment `benchmarks/.peer-venv` (PyTorch, torchvision and
+lightly; created on first use, never a dependency of kerassl). Results go to
+`benchmarks/results/<date>-<suite>.json` (rewritten after every row, so an
+interrupted run keeps what it measured) and a Markdown table beside it.
+See benchmarks/README.md for what each row measures.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+PEER_VENV = HERE / ".peer-venv"
+PEER_PACKAGES = ("torch==2.14.1", "torchvision==0.29.1", "lightly")
+
+# lightly's CIFAR-10 benchmark recipe (docs/source/getting_started/benchmarks/
+# cifar10_benchmark.py): both sides train with exactly these settings.
+RECIPE = {
+    "encoder": "resnet18",
+    "image_size": 32,
+    "batch_size": 256,
+    "projection_hidden_dim": 512,
+    "projection_dim": 128,
+    "temperature": 0.5,
+    "learning_rate": 0.06,  # x batch_size / 256
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "jitter_strength": 0.5,
+    "knn_k": 200,
+    "knn_temperature": 0.1,
+    "seed": 0,
+    "precision": "float32",
+    "num_workers": 1,  # lightly's DataLoader workers: one beside 2 compute threads on 2 cores
+}
+
+SUITES = {
+    "smoke": {
+        "description": "tiny: pipeline check in seconds (small convnet, synthetic data)",
+        "throughput": {"encoder": "small_convnet", "batch_size": 32, "warmup_steps": 1,
+                       "timed_steps": 2},
+        "quality": {"encoder": "small_convnet", "batch_size": 32, "data": "synthetic",
+                    "train_size": 128, "test_size": 64, "epochs": 1, "knn_k": 10},
+        "peer": {"encoder": "resnet18", "batch_size": 16},
+        "full_grid": False,
+    },
+    "cpu": {
+        "description": "this CPU: throughput rows, then SimCLR on 10,000 CIFAR-10 images for 5 epochs",
+        "throughput": {"warmup_steps": 2, "timed_steps": 5},
+        "quality": {"data": "cifar10", "train_size": 10000, "test_size": 10000, "epochs": 5},
+        "peer": {},
+        "full_grid": True,
+    },
+    "gpu": {
+        "description": "one GPU: throughput rows, then SimCLR on all 50,000 CIFAR-10 images for 200 epochs",
+        "throughput": {"warmup_steps": 5, "timed_steps": 20},
+        "quality": {"data": "cifar10", "train_size": 50000, "test_size": 10000, "epochs": 200},
+        "peer": {"num_workers": 8},
+        "full_grid": True,
+    },
+}
+
+
+def throughput_rows(suite, backend):
+    """(row name, side, overrides, extra environment) for each throughput row."""
+    if not SUITES[suite]["full_grid"]:
+        jit = backend == "jax"
+        return [
+            (f"kerassl {backend} jit {'on' if jit else 'off'} float32", "kerassl",
+             {"backend": backend, "jit_compile": jit}, {}),
+            ("lightly loader+step float32", "lightly", {"mode": "loader"}, {}),
+            ("lightly step alone float32", "lightly", {"mode": "step"}, {}),
+        ]
+    rows = []
+    for precision in ("float32", "bfloat16"):
+        rows += [
+            (f"kerassl tensorflow jit off {precision}", "kerassl",
+             {"backend": "tensorflow", "jit_compile": False, "precision": precision}, {}),
+            (f"kerassl tensorflow jit on {precision}", "kerassl",
+             {"backend": "tensorflow", "jit_compile": True, "precision": precision}, {}),
+            (f"kerassl jax jit on {precision}", "kerassl",
+             {"backend": "jax", "jit_compile": True, "precision": precision}, {}),
+            (f"lightly loader+step {precision}", "lightly",
+             {"mode": "loader", "precision": precision}, {}),
+            (f"lightly step alone {precision}", "lightly",
+             {"mode": "step", "precision": precision}, {}),
+        ]
+    # An un-jitted JAX step runs op by op: minutes per step, so a short row.
+    rows.append(("kerassl jax jit off float32", "kerassl",
+                 {"backend": "jax", "jit_compile": False, "warmup_steps": 1, "timed_steps": 2}, {}))
+    return rows
+
+
+def quality_rows(suite, backend):
+    kerassl_backend = "tensorflow" if suite == "cpu" else backend
+    # XLA pays off on accelerators; on this CPU TensorFlow's own kernels are faster.
+    jit = suite == "gpu" or kerassl_backend == "jax"
+    return [
+        (f"kerassl {kerassl_backend} jit {'on' if jit else 'off'}", "kerassl",
+         {"backend": kerassl_backend, "jit_compile": jit}, {}),
+        ("lightly", "lightly", {}, {}),
+    ]
+
+
+def machine_info():
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+        "note": "The CPU may be shared with other work; see each row's load averages",
+    }
+    try:
+        cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
+        for line in cpuinfo.splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        flags = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "").split()
+        info["cpu_flags"] = sorted(
+            f for f in flags if f in {"avx2", "avx512f", "avx512_bf16", "avx512_vnni",
+                                      "amx_bf16", "amx_tile", "amx_int8"}
+        )
+        mem = pathlib.Path("/proc/meminfo").read_text().split("\n", 1)[0].split()
+        info["memory_gib"] = round(int(mem[1]) / 2**20, 1)
+    except (OSError, StopIteration, IndexError, ValueError):
+        pass
+    try:
+        info["gpu"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        info["gpu"] = None
+    return info
+
+
+def peer_python():
+    return PEER_VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_peer_venv():
+    """Creates benchmarks/.peer-venv with torch, torchvision and lightly if missing."""
+    python = peer_python()
+    check = [str(python), "-c", "import torch, torchvision, lightly"]
+    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        return python
+    print(f"creating the peer environment {PEER_VENV} ({' '.join(PEER_PACKAGES)}) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+    return python
+
+
+def run_row(name, side, config, env_extra, timeout, python_for):
+    """Runs one configuration in a fresh process; returns its result dict."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env_extra)
+    if side == "kerassl":
+        env["KERAS_BACKEND"] = config["backend"]
+        script = HERE / "kerassl_side.py"
+    else:
+        script = HERE / "peer_lightly.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "result.json"
+        started = time.time()
+        try:
+            proc = subprocess.run(
+                [str(python_for[side]), str(script), json.dumps(config), str(out)],
+                env=env, capture_output=True, text=True, timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout} s"}
+        if proc.returncode != 0 or not out.exists():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            return {"error": f"exit code {proc.returncode}", "stderr_tail": tail}
+        result = json.loads(out.read_text())
+    result["process_wall_s"] = round(time.time() - started, 1)
+    return result
+
+
+def fmt(value, digits=1):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(report):
+    lines = [
+        f"# kerassl vs lightly, suite `{report['suite']}`, {report['date']}",
+        "",
+        f"Machine: {report['machine'].get('cpu_model', '?')}, {report['machine']['cpu_count']} cores"
+        f"{', GPU ' + report['machine']['gpu'] if report['machine'].get('gpu') else ''}; "
+        f"load average at start {report['machine']['load_average_start']}. "
+        f"{report['machine']['note']}.",
+        "",
+    ]
+    throughput = report["throughput"]
+    if throughput:
+        lines += [
+            "## SimCLR train-step throughput",
+            "",
+            f"{report['config']['throughput']['encoder']}, batch "
+            f"{report['config']['throughput']['batch_size']}, "
+            f"{report['config']['throughput']['image_size']}x{report['config']['throughput']['image_size']}, "
+            "two views; median of the timed steps after warm-up. "
+            "Wall ratio: kerassl images/s over lightly loader+step (the way a lightly "
+            "user trains); CPU ratio: kerassl images/CPU-s over lightly's step alone "
+            "(no augmentation); both at the same precision.",
+            "",
+            "| row | images/s | images/CPU-s | wall ratio | CPU ratio | first step (s) "
+            "| peak RSS (MiB) | load avg |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in throughput:
+            r = row["result"]
+            if "error" in r:
+                lines.append(f"| {row['name']} | error: {r['error']} | | | | | | |")
+                continue
+            lines.append(
+                f"| {row['name']} | {fmt(r['images_per_s'])} | {fmt(r.get('images_per_cpu_s'))} | "
+                f"{fmt(row.get('ratio_vs_lightly'), 2)} | "
+                f"{fmt(row.get('cpu_ratio_vs_lightly_step'), 2)} | {fmt(r['first_step_s'])} | "
+                f"{fmt(r['peak_rss_mib'], 0)} | {r['load_average_end'][0]:.1f} |"
+            )
+        lines.append("")
+    quality = report["quality"]
+    if quality:
+        q = report["config"]["quality"]
+        lines += [
+            "## kNN accuracy at equal budget",
+            "",
+            f"SimCLR, {q['encoder']}, {q['train_size']} {q['data']} training images, "
+            f"{q['epochs']} epochs, batch {q['batch_size']}; weighted kNN (k={q['knn_k']}, "
+            f"T={q['knn_temperature']}) with the training images as bank and "
+            f"{q['test_size']} test images as queries.",
+            "",
+            "| row | kNN accuracy | random init | ratio vs lightly | train time (min) | images/s | peak RSS (MiB) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in quality:
+            r = row["result"]
+            if "error" in r:
+                lines.append(f"| {row['name']} | error: {r['error']} | | | | | |")
+                continue
+            lines.append(
+                f"| {row['name']} | {r['knn_accuracy']:.3f} | {r['knn_accuracy_random_init']:.3f} | "
+                f"{fmt(row.get('ratio_vs_lightly'), 3)} | {r['train_s'] / 60:.1f} | "
+                f"{fmt(r['train_images_per_s'])} | {fmt(r['peak_rss_mib'], 0)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def add_ratios(report):
+    by_name = {row["name"]: row["result"] for row in report["throughput"]}
+    for row in report["throughput"]:
+        precision = row["config"].get("precision", "float32")
+        if row["side"] != "kerassl":
+            continue
+        peer = by_name.get(f"lightly loader+step {precision}", {})
+        if "images_per_s" in peer and "images_per_s" in row["result"]:
+            row["ratio_vs_lightly"] = row["result"]["images_per_s"] / peer["images_per_s"]
+        # CPU seconds of the loader row miss its worker process, so the CPU
+        # ratio is taken against lightly's step alone (views for free): a
+        # conservative figure for kerassl, whose steps include the views.
+        peer = by_name.get(f"lightly step alone {precision}", {})
+        if "images_per_cpu_s" in peer and "images_per_cpu_s" in row["result"]:
+            row["cpu_ratio_vs_lightly_step"] = (
+                row["result"]["images_per_cpu_s"] / peer["images_per_cpu_s"]
+            )
+    peer = next((r["result"] for r in report["quality"] if r["side"] == "lightly"), {})
+    for row in report["quality"]:
+        if row["side"] == "kerassl" and "knn_accuracy" in peer and "knn_accuracy" in row["result"]:
+            row["ratio_vs_lightly"] = row["result"]["knn_accuracy"] / peer["knn_accuracy"]
+
+
+def write_atomic(path, text):
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as tmp:
+        tmp.write(text)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, path)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="smoke")
+    parser.add_argument("--only", choices=("all", "throughput", "quality"), default="all")
+    parser.add_argument("--sides", default="kerassl,lightly",
+                        help="comma-separated: kerassl, lightly")
+    parser.add_argument("--rows", default="",
+                        help="run only rows whose name contains one of these comma-separated words")
+    parser.add_argument("--out", default=str(HERE / "results"), help="folder for the results")
+    parser.add_argument("--cifar10", default=None, help="path of cifar10-jpeg.tar.gz")
+    parser.add_argument("--warmup-steps", type=int, default=None, help="override the suite's")
+    parser.add_argument("--timed-steps", type=int, default=None, help="override the suite's")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="override the suite's number of training images (quality)")
+    parser.add_argument("--test-size", type=int, default=None,
+                        help="override the suite's number of kNN queries (quality)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the suite's (quality)")
+    parser.add_argument("--render", metavar="JSON", default=None,
+                        help="only rewrite the Markdown table of an existing results file")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds per row (default: 15 min throughput, none for quality)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.render:
+        path = pathlib.Path(args.render)
+        report = json.loads(path.read_text())
+        add_ratios(report)
+        write_atomic(path.with_suffix(".md"), markdown(report))
+        return report
+    sides = {s.strip() for s in args.sides.split(",") if s.strip()}
+    unknown = sides - {"kerassl", "lightly"}
+    if unknown:
+        raise SystemExit(f"--sides takes kerassl and/or lightly; got {sorted(unknown)}")
+    suite = SUITES[args.suite]
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    date = datetime.date.today().isoformat()
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{date}-{args.suite}.json"
+    md_path = out_dir / f"{date}-{args.suite}.md"
+
+    configs = {}
+    for task in ("throughput", "quality"):
+        configs[task] = dict(RECIPE, task=task, **suite[task])
+        if args.cifar10:
+            configs[task]["cifar10"] = args.cifar10
+    cli_overrides = {
+        "throughput": {"warmup_steps": args.warmup_steps, "timed_steps": args.timed_steps},
+        "quality": {"train_size": args.train_size, "test_size": args.test_size,
+                    "epochs": args.epochs},
+    }
+    for task, values in cli_overrides.items():
+        configs[task].update({k: v for k, v in values.items() if v is not None})
+    rows = []
+    if args.only in ("all", "throughput"):
+        rows += [("throughput",) + r for r in throughput_rows(args.suite, backend)]
+    if args.only in ("all", "quality"):
+        rows += [("quality",) + r for r in quality_rows(args.suite, backend)]
+    words = [w.strip() for w in args.rows.split(",") if w.strip()]
+    rows = [r for r in rows if r[2] in sides and (not words or any(w in r[1] for w in words))]
+
+    python_for = {"kerassl": pathlib.Path(sys.executable)}
+    if any(r[2] == "lightly" for r in rows):
+        python_for["lightly"] = ensure_peer_venv()
+
+    report = {
+        "suite": args.suite,
+        "description": suite["description"],
+        "date": date,
+        "machine": machine_info(),
+        "config": configs,
+        "throughput": [],
+        "quality": [],
+    }
+    for task, name, side, overrides, env_extra in rows:
+        config = dict(configs[task], **overrides)
+        if side == "lightly":
+            config.update(suite["peer"])
+        timeout = args.timeout or (900 if task == "throughput" else None)
+        print(f"[{time.strftime('%H:%M:%S')}] {task}: {name} ...", flush=True)
+        result = run_row(name, side, config, env_extra, timeout, python_for)
+        summary = result.get("error") or (
+            f"{result['images_per_s']:.1f} images/s" if task == "throughput"
+            else f"kNN {result['knn_accuracy']:.3f} (random init {result['knn_accuracy_random_init']:.3f})"
+        )
+        print(f"    {summary}", flush=True)
+        report[task].append({"name": name, "side": side, "config": config,
+                             "env": env_extra, "result": result})
+        add_ratios(report)
+        report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        write_atomic(json_path, json.dumps(report, indent=1))
+        write_atomic(md_path, markdown(report))
+    print(f"wrote {json_path} and {md_path}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
