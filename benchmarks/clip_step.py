@@ -18,27 +18,16 @@ import pathlib
 import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
+from step_timer import StepTimer  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kerassl import backbones, captions  # noqa: E402
 from kerassl.methods.clip import CLIP  # noqa: E402
 from kerassl.text import TextEncoder, Tokenizer  # noqa: E402
-
-
-class StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        float((logs or {}).get("loss", 0.0))  # wait for the step to finish
-        self.times.append(time.perf_counter() - self.start)
 
 
 def main():

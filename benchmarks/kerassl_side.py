@@ -14,6 +14,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
+from step_timer import StepTimer  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerassl  # noqa: E402
@@ -86,26 +87,6 @@ def optimizer(config, total_steps):
     return keras.optimizers.SGD(
         schedule, momentum=config["momentum"], weight_decay=weight_decay
     )
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Wall time of every training step (fit's batch hooks, synchronized on the loss)."""
-
-    def __init__(self):
-        super().__init__()
-        self.times = []
-        self.cpu_times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.start = time.perf_counter()
-        self.cpu_start = time.process_time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        # Reading the loss waits for the step: with asynchronous dispatch (JAX)
-        # the clock would otherwise stop at the launch.
-        float((logs or {}).get("loss", 0.0))
-        self.times.append(time.perf_counter() - self.start)
-        self.cpu_times.append(time.process_time() - self.cpu_start)
 
 
 def throughput(config):
