@@ -2,10 +2,14 @@
 
 Usage (normally by `run.py`): KERAS_BACKEND=jax python benchmarks/kerassl_side.py CONFIG_JSON OUT_JSON
 
+The configuration's `method` picks the model: "simclr" (ResNet-18, the
+throughput and quality rows), "mae" or "dino" (a ViT, throughput rows only).
+
 One process per configuration, so backends, precision policies and XLA flags
 never leak between rows and the peak resident memory is this row's alone.
 """
 
+import inspect
 import pathlib
 import sys
 import time
@@ -20,7 +24,17 @@ import numpy as np  # noqa: E402
 import kerassl  # noqa: E402
 import kerassl.augment  # noqa: E402
 import kerassl.backbones  # noqa: E402
+import kerassl.vit  # noqa: E402
 import shared  # noqa: E402
+
+# The constructor arguments of each ViT method that the benchmark configuration sets
+# (the lightly side builds the same from the same configuration).
+METHOD_ARGUMENTS = {
+    "mae": ("mask_ratio", "decoder_dim", "decoder_depth", "decoder_num_heads", "normalize_targets"),
+    "dino": ("head_hidden_dim", "head_bottleneck_dim", "head_output_dim", "student_temperature",
+             "teacher_temperature", "center_momentum", "momentum_start", "num_local_crops",
+             "local_crop_size", "global_crop_scale", "local_crop_scale", "gradient_clip_norm"),
+}
 
 
 def versions():
@@ -54,10 +68,18 @@ def build_encoder(config):
 
 
 def build_model(config):
-    """kerassl's SimCLR with lightly's CIFAR-10 benchmark settings."""
+    """The model of the configured method ("simclr", "mae" or "dino")."""
     if config["precision"] == "bfloat16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(config["seed"])
+    method = config.get("method", "simclr")
+    if method == "simclr":
+        return build_simclr(config)
+    return method_class(method)(build_vit(config), seed=config["seed"], **method_arguments(config))
+
+
+def build_simclr(config):
+    """kerassl's SimCLR with lightly's CIFAR-10 benchmark settings."""
     encoder = build_encoder(config)
     augmenter = kerassl.augment.simclr_augmenter(
         config["image_size"],
@@ -76,7 +98,59 @@ def build_model(config):
     return model
 
 
+def build_vit(config):
+    """The ViT encoder of the MAE and DINO rows: `kerassl.vit.vit_tiny` at the default sizes."""
+    return kerassl.vit.vit(
+        image_size=config["image_size"],
+        patch_size=config["patch_size"],
+        hidden_dim=config["hidden_dim"],
+        depth=config["depth"],
+        num_heads=config["num_heads"],
+        mlp_ratio=config["mlp_dim"] / config["hidden_dim"],
+    )
+
+
+def method_class(method):
+    if method == "mae":
+        from kerassl.methods.mae import MAE
+
+        return MAE
+    if method == "dino":
+        from kerassl.methods.dino import DINO
+
+        return DINO
+    raise ValueError(f"unknown method {method!r}")
+
+
+def method_arguments(config):
+    """The configured constructor arguments of a ViT method."""
+    return {key: config[key] for key in METHOD_ARGUMENTS[config["method"]]}
+
+
+def non_default_arguments(config):
+    """The configured arguments that differ from the method class's own defaults.
+
+    Empty at the full-size configuration, where the recipe is kerassl's defaults; a
+    name here means kerassl's defaults moved away from what the benchmark runs.
+    """
+    defaults = inspect.signature(method_class(config["method"])).parameters
+    return sorted(
+        key for key, value in method_arguments(config).items()
+        if defaults[key].default is not None and not same_value(defaults[key].default, value)
+    )
+
+
+def same_value(a, b):
+    """Equality that takes a JSON list for the tuple it stands for."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return list(a) == list(b)
+    return a == b
+
+
 def optimizer(config, total_steps):
+    if config.get("method", "simclr") != "simclr":
+        # MAE and DINO: AdamW at a constant rate (decoupled weight decay on both sides).
+        return keras.optimizers.AdamW(config["learning_rate"], weight_decay=config["weight_decay"])
     learning_rate = config["learning_rate"] * config["batch_size"] / 256
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(total_steps, 1))
     # PyTorch's SGD adds weight_decay * w to the gradient before momentum
@@ -90,7 +164,7 @@ def optimizer(config, total_steps):
 
 
 def throughput(config):
-    """images/s of `model.fit` steps on uint8 batches, views made in the step."""
+    """images/s of `model.fit` steps on uint8 batches; views and masks are made in the step."""
     model = build_model(config)
     jit = config["jit_compile"]
     model.compile(optimizer=optimizer(config, 1000), jit_compile=jit)
@@ -105,9 +179,27 @@ def throughput(config):
         timer.times, config["batch_size"], config["warmup_steps"], timer.cpu_times
     )
     result["jit_compile_resolved"] = getattr(model, "jit_compile", None)
-    result["parameters"] = trainable_parameters(model.encoder)
+    # DINO's `encoder` is the (frozen) teacher; the student is the one trained.
+    result["parameters"] = trainable_parameters(getattr(model, "student_encoder", model.encoder))
     result["versions"] = versions()
+    if config.get("method", "simclr") != "simclr":
+        result.update(vit_method_facts(model, config))
     return result
+
+
+def vit_method_facts(model, config):
+    """What a MAE or DINO row ran, to check against the lightly side's row."""
+    facts = {
+        "trainable_parameters": trainable_parameters(model),
+        "non_default_arguments": non_default_arguments(config),
+    }
+    if config["method"] == "dino":
+        from kerassl.methods.dino import default_local_crop_size
+
+        facts["default_local_crop_size"] = default_local_crop_size(
+            config["image_size"], config["patch_size"]
+        )
+    return facts
 
 
 def features(encoder, images, batch_size=512):

@@ -2,15 +2,21 @@
 
 Usage (normally by `run.py`): benchmarks/.peer-venv/bin/python benchmarks/peer_lightly.py CONFIG_JSON OUT_JSON
 
-The model and recipe follow lightly's CIFAR-10 benchmark
-(docs/source/getting_started/benchmarks/cifar10_benchmark.py): lightly's
-CIFAR ResNet-18 (`ResNetGenerator("resnet-18")`, 3x3 stem, no max-pool),
-`SimCLRProjectionHead(512, hidden, 128)`, `NTXentLoss(temperature)`, SGD with
-momentum 0.9 and weight decay 5e-4, `SimCLRTransform(input_size=32,
+SimCLR (`method` "simclr", the default): the model and recipe follow lightly's
+CIFAR-10 benchmark (docs/source/getting_started/benchmarks/cifar10_benchmark.py):
+lightly's CIFAR ResNet-18 (`ResNetGenerator("resnet-18")`, 3x3 stem, no
+max-pool), `SimCLRProjectionHead(512, hidden, 128)`, `NTXentLoss(temperature)`,
+SGD with momentum 0.9 and weight decay 5e-4, `SimCLRTransform(input_size=32,
 cj_strength=0.5, gaussian_blur=0.0)` in a DataLoader, each view forwarded
 separately as lightly's `training_step` does.
+
+MAE and DINO (throughput only) run torchvision's `VisionTransformer` of the
+configured size (ViT-tiny by default) the way lightly's examples do; see
+`mae_trainer` and `dino_trainer`.
 """
 
+import collections
+import copy
 import math
 import pathlib
 import sys
@@ -24,11 +30,17 @@ import torchvision  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import lightly  # noqa: E402
-from lightly.loss import NTXentLoss  # noqa: E402
-from lightly.models import ResNetGenerator  # noqa: E402
-from lightly.models.modules import SimCLRProjectionHead  # noqa: E402
-from lightly.transforms import SimCLRTransform  # noqa: E402
+from lightly.loss import DINOLoss, NTXentLoss  # noqa: E402
+from lightly.models import ResNetGenerator, utils  # noqa: E402
+from lightly.models.modules import DINOProjectionHead, SimCLRProjectionHead  # noqa: E402
+from lightly.models.modules.masked_autoencoder import MAEDecoder  # noqa: E402
+from lightly.models.modules.masked_vision_transformer_torchvision import (  # noqa: E402
+    MaskedVisionTransformerTorchvision,
+)
+from lightly.transforms import DINOTransform, MAETransform, SimCLRTransform  # noqa: E402
 from lightly.transforms.utils import IMAGENET_NORMALIZE  # noqa: E402
+from lightly.utils.scheduler import cosine_schedule  # noqa: E402
+from torchvision.models.vision_transformer import VisionTransformer  # noqa: E402
 
 import shared  # noqa: E402
 
@@ -108,10 +120,11 @@ def simclr_transform(config):
     )
 
 
-def ssl_loader(images, labels, config, seed):
+def ssl_loader(images, labels, config, seed, transform=None):
+    """lightly's usual loader: the transform per image in `num_workers` processes."""
     generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(
-        ArrayDataset(images, labels, simclr_transform(config)),
+        ArrayDataset(images, labels, transform or simclr_transform(config)),
         batch_size=config["batch_size"],
         shuffle=True,
         drop_last=True,
@@ -122,46 +135,294 @@ def ssl_loader(images, labels, config, seed):
     )
 
 
+# What a throughput row trains: `step(views)` runs one training step on a list of
+# view batches; `random_views()` makes such a list up front (step-alone mode);
+# `transform` makes it per image in the DataLoader (loader+step mode);
+# `encoder` is the backbone whose parameters are counted.
+Trainer = collections.namedtuple(
+    "Trainer", "step random_views transform model encoder lightly_classes"
+)
+
+
+def random_batch(config, size):
+    return torch.randn(config["batch_size"], 3, size, size, device=DEVICE)
+
+
+def autocast(config):
+    return torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=config["precision"] == "bfloat16")
+
+
+def simclr_trainer(config, steps):
+    """SimCLR as in lightly's CIFAR-10 benchmark (see the module docstring)."""
+    model, criterion, optimizer, schedule = build(config, 1000)
+    size = config["image_size"]
+    return Trainer(
+        step=lambda views: train_step(model, criterion, optimizer, schedule, views, config["precision"]),
+        random_views=lambda: [random_batch(config, size) for _ in range(2)],
+        transform=simclr_transform(config),
+        model=model,
+        encoder=model.backbone,
+        lightly_classes=["ResNetGenerator", "SimCLRProjectionHead", "NTXentLoss", "SimCLRTransform"],
+    )
+
+
+def torchvision_vit(config):
+    """torchvision's ViT of the configured size, features only (no classifier)."""
+    vit = VisionTransformer(
+        image_size=config["image_size"],
+        patch_size=config["patch_size"],
+        num_layers=config["depth"],
+        num_heads=config["num_heads"],
+        hidden_dim=config["hidden_dim"],
+        mlp_dim=config["mlp_dim"],
+    )
+    vit.heads = torch.nn.Identity()
+    return vit
+
+
+def masked_vit(config):
+    """lightly's wrapper of a torchvision ViT: masking, and positions for any image size.
+
+    Learned position embeddings, as kerassl's ViT (lightly's default here is a
+    frozen sine-cosine table).
+    """
+    return MaskedVisionTransformerTorchvision(torchvision_vit(config), pos_embed_initialization="learn")
+
+
+class MAEModel(torch.nn.Module):
+    """lightly's MAE example (examples/pytorch/mae.py) on a torchvision ViT.
+
+    The encoder sees the kept patches only (`random_token_mask`, the class token
+    always kept); `MAEDecoder` gets them back in place among learned mask tokens
+    and predicts the pixels of the hidden patches.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.backbone = masked_vit(config)
+        self.sequence_length = self.backbone.sequence_length
+        self.patch_size = config["patch_size"]
+        self.mask_ratio = config["mask_ratio"]
+        self.normalize_targets = config["normalize_targets"]
+        width = config["decoder_dim"]
+        self.mask_token = torch.nn.Parameter(torch.zeros(1, 1, width))
+        self.decoder = MAEDecoder(
+            seq_length=self.sequence_length,
+            num_layers=config["decoder_depth"],
+            num_heads=config["decoder_num_heads"],
+            embed_input_dim=config["hidden_dim"],
+            hidden_dim=width,
+            mlp_dim=4 * width,
+            out_dim=self.patch_size**2 * 3,
+        )
+
+    def decode(self, encoded, idx_keep, idx_mask):
+        """Predicted pixels of the hidden patches."""
+        tokens = utils.repeat_token(self.mask_token, (encoded.shape[0], self.sequence_length))
+        tokens = utils.set_at_index(tokens, idx_keep, self.decoder.embed(encoded).type_as(tokens))
+        return self.decoder.predict(utils.get_at_index(self.decoder.decode(tokens), idx_mask))
+
+    def forward(self, images):
+        """(predictions, targets) for the hidden patches."""
+        idx_keep, idx_mask = utils.random_token_mask(
+            size=(images.shape[0], self.sequence_length), mask_ratio=self.mask_ratio,
+            device=images.device,
+        )
+        predictions = self.decode(self.backbone.encode(images, idx_keep=idx_keep), idx_keep, idx_mask)
+        # idx_mask counts the class token; the patches do not.
+        targets = utils.get_at_index(utils.patchify(images, self.patch_size), idx_mask - 1)
+        if self.normalize_targets:
+            targets = utils.normalize_mean_var(targets, dim=-1)
+        return predictions, targets
+
+
+def mae_trainer(config, steps):
+    """MAE: mean squared error on the hidden patches, AdamW."""
+    torch.manual_seed(config["seed"])
+    model = MAEModel(config).to(DEVICE)
+    criterion = torch.nn.MSELoss()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"]
+    )
+
+    def step(views):
+        images = views[0].to(DEVICE, non_blocking=True)
+        with autocast(config):
+            loss = criterion(*model(images))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    return Trainer(
+        step=step,
+        random_views=lambda: [random_batch(config, config["image_size"])],
+        transform=MAETransform(input_size=config["image_size"]),
+        model=model,
+        encoder=model.backbone.vit,
+        lightly_classes=["MaskedVisionTransformerTorchvision", "MAEDecoder", "random_token_mask",
+                         "patchify", "normalize_mean_var", "MAETransform"],
+    )
+
+
+def dino_head(config):
+    """lightly's DINO head: MLP, L2-normalized bottleneck, weight-normalized output."""
+    return DINOProjectionHead(
+        config["hidden_dim"], config["head_hidden_dim"], config["head_bottleneck_dim"],
+        config["head_output_dim"], batch_norm=False, norm_last_layer=True,
+    )
+
+
+class DINOModel(torch.nn.Module):
+    """lightly's DINO example (examples/pytorch/dino.py): student and EMA teacher.
+
+    Each is a ViT (lightly's wrapper, which interpolates the position embedding
+    for the small local crops) and a `DINOProjectionHead`; the teacher is a copy
+    without gradients.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.student_backbone = masked_vit(config)
+        self.student_head = dino_head(config)
+        self.teacher_backbone = copy.deepcopy(self.student_backbone)
+        # A weight-normalized layer cannot be deep-copied: a new head, the same weights.
+        self.teacher_head = dino_head(config)
+        self.teacher_head.load_state_dict(self.student_head.state_dict())
+        utils.deactivate_requires_grad(self.teacher_backbone)
+        utils.deactivate_requires_grad(self.teacher_head)
+
+    def forward(self, views):
+        """(teacher outputs per global crop, student outputs per crop)."""
+        # As lightly's ImageNet DINO benchmark: the crops of one size in one batch.
+        global_views = torch.cat(views[:2])
+        teacher = self.teacher_head(self.teacher_backbone(global_views))
+        student = [self.student_head(self.student_backbone(global_views))]
+        if len(views) > 2:
+            student.append(self.student_head(self.student_backbone(torch.cat(views[2:]))))
+        return teacher.chunk(2), torch.cat(student).chunk(len(views))
+
+    def update_teacher(self, momentum):
+        utils.update_momentum(self.student_backbone, self.teacher_backbone, m=momentum)
+        utils.update_momentum(self.student_head, self.teacher_head, m=momentum)
+
+
+def dino_views(config):
+    """Sizes of DINO's crops: 2 global, then the local ones."""
+    return [config["image_size"]] * 2 + [config["local_crop_size"]] * config["num_local_crops"]
+
+
+def dino_transform(config):
+    """lightly's DINOTransform with kerassl's crops and colour steps at CIFAR size.
+
+    kerassl's DINO views: SimCLR colour jitter at strength 0.5 (brightness,
+    contrast and saturation 0.4, hue 0.1), grayscale 0.2, no blur below 64 px,
+    no solarization.
+    """
+    return DINOTransform(
+        global_crop_size=config["image_size"],
+        global_crop_scale=tuple(config["global_crop_scale"]),
+        local_crop_size=config["local_crop_size"],
+        local_crop_scale=tuple(config["local_crop_scale"]),
+        n_local_views=config["num_local_crops"],
+        cj_strength=config["jitter_strength"],
+        cj_sat=0.8,
+        gaussian_blur=(0.0, 0.0, 0.0),
+        solarization_prob=0.0,
+    )
+
+
+def dino_trainer(config, steps):
+    """DINO: teacher on the global crops, EMA update every step, AdamW, clipped gradients."""
+    torch.manual_seed(config["seed"])
+    model = DINOModel(config).to(DEVICE)
+    criterion = DINOLoss(
+        output_dim=config["head_output_dim"],
+        warmup_teacher_temp=config["teacher_temperature"],
+        teacher_temp=config["teacher_temperature"],
+        student_temp=config["student_temperature"],
+        center_momentum=config["center_momentum"],
+    ).to(DEVICE)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config["learning_rate"], weight_decay=config["weight_decay"])
+    done = [0]
+
+    def step(views):
+        model.update_teacher(cosine_schedule(done[0], steps, config["momentum_start"], 1.0))
+        views = [v.to(DEVICE, non_blocking=True) for v in views]
+        with autocast(config):
+            loss = criterion(*model(views))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, config["gradient_clip_norm"])
+        optimizer.step()
+        done[0] += 1
+        return float(loss.detach())
+
+    return Trainer(
+        step=step,
+        random_views=lambda: [random_batch(config, size) for size in dino_views(config)],
+        transform=dino_transform(config),
+        model=model,
+        encoder=model.student_backbone.vit,
+        lightly_classes=["MaskedVisionTransformerTorchvision", "DINOProjectionHead", "DINOLoss",
+                         "update_momentum", "deactivate_requires_grad", "cosine_schedule",
+                         "DINOTransform"],
+    )
+
+
+TRAINERS = {"simclr": simclr_trainer, "mae": mae_trainer, "dino": dino_trainer}
+
+
+def time_steps_alone(trainer, config, steps):
+    """Step times on views made once up front: the model step alone, no augmentation."""
+    views = trainer.random_views()
+    times, cpu_times = [], []
+    for _ in range(steps):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        trainer.step(views)
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    return shared.summarize_step_times(times, config["batch_size"], config["warmup_steps"], cpu_times)
+
+
+def time_loader_steps(trainer, config, steps):
+    """Step times of the user's loop: DataLoader (transform per image) + step."""
+    size = config["image_size"]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (steps * config["batch_size"], size, size, 3), dtype=np.uint8)
+    loader = ssl_loader(images, np.zeros(len(images)), config, config["seed"], trainer.transform)
+    times, waits, cpu_times = [], [], []
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for views, _ in loader:
+        waited = time.perf_counter()
+        trainer.step(views)
+        end, cpu_end = time.perf_counter(), time.process_time()
+        times.append(end - start)
+        cpu_times.append(cpu_end - cpu_start)
+        waits.append(waited - start)
+        start, cpu_start = end, cpu_end
+    # CPU time here is the training process only; the loader's worker
+    # processes run the transforms beside it.
+    result = shared.summarize_step_times(times, config["batch_size"], config["warmup_steps"], cpu_times)
+    result["median_data_wait_s"] = float(np.median(waits[config["warmup_steps"]:]))
+    result["num_workers"] = config["num_workers"]
+    return result
+
+
 def throughput(config):
     """Two rows: the user's loop (DataLoader + transform + step) and the step alone."""
     steps = config["warmup_steps"] + config["timed_steps"]
-    model, criterion, optimizer, schedule = build(config, 1000)
-    model.train()
-    rng = np.random.default_rng(0)
-    size = config["image_size"]
-    if config["mode"] == "step":
-        # Views made once up front: the model step alone, no augmentation.
-        views = [torch.randn(config["batch_size"], 3, size, size, device=DEVICE) for _ in range(2)]
-        times, cpu_times = [], []
-        for _ in range(steps):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            train_step(model, criterion, optimizer, schedule, views, config["precision"])
-            times.append(time.perf_counter() - start)
-            cpu_times.append(time.process_time() - cpu_start)
-        result = shared.summarize_step_times(
-            times, config["batch_size"], config["warmup_steps"], cpu_times
-        )
-    else:
-        images = rng.integers(0, 256, (steps * config["batch_size"], size, size, 3), dtype=np.uint8)
-        loader = ssl_loader(images, np.zeros(len(images)), config, config["seed"])
-        times, waits, cpu_times = [], [], []
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for views, _ in loader:
-            waited = time.perf_counter()
-            train_step(model, criterion, optimizer, schedule, views, config["precision"])
-            end, cpu_end = time.perf_counter(), time.process_time()
-            times.append(end - start)
-            cpu_times.append(cpu_end - cpu_start)
-            waits.append(waited - start)
-            start, cpu_start = end, cpu_end
-        # CPU time here is the training process only; the loader's worker
-        # processes run the transforms beside it.
-        result = shared.summarize_step_times(
-            times, config["batch_size"], config["warmup_steps"], cpu_times
-        )
-        result["median_data_wait_s"] = float(np.median(waits[config["warmup_steps"]:]))
-        result["num_workers"] = config["num_workers"]
-    result["parameters"] = sum(p.numel() for p in model.backbone.parameters())
+    trainer = TRAINERS[config.get("method", "simclr")](config, steps)
+    trainer.model.train()
+    timing = time_steps_alone if config["mode"] == "step" else time_loader_steps
+    result = timing(trainer, config, steps)
+    result["parameters"] = sum(p.numel() for p in trainer.encoder.parameters())
+    # Parameters the optimizer updated (a gradient after the last step).
+    result["trainable_parameters"] = sum(
+        p.numel() for p in trainer.model.parameters() if p.grad is not None
+    )
+    result["lightly_classes"] = trainer.lightly_classes
     result["versions"] = versions()
     return result
 

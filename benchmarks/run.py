@@ -1,9 +1,10 @@
-"""Benchmarks kerassl against lightly: SimCLR throughput and quality, side by side.
+"""Benchmarks kerassl against lightly: SimCLR, MAE and DINO throughput, SimCLR quality.
 
 Usage:
     python benchmarks/run.py --suite smoke            # seconds; what the test runs
     python benchmarks/run.py --suite cpu              # throughput rows + 40 min per library quality
     python benchmarks/run.py --suite cpu --only throughput
+    python benchmarks/run.py --suite cpu --only throughput --rows mae,dino   # the ViT methods only
     python benchmarks/run.py --suite gpu              # on a GPU machine: full CIFAR-10, 200 epochs
 
 Every configuration runs in its own process, one after another: the kerassl
@@ -48,7 +49,57 @@ RECIPE = {
     "seed": 0,
     "precision": "float32",
     "num_workers": 1,  # lightly's DataLoader workers: one beside 2 compute threads on 2 cores
+    "method": "simclr",
 }
+
+# The MAE and DINO throughput rows: ViT-tiny at CIFAR size on both sides
+# (kerassl.vit.vit_tiny(image_size=32, patch_size=4); torchvision's
+# VisionTransformer with the same sizes on the lightly side).
+VIT = {
+    "encoder": "vit",
+    "image_size": 32,
+    "patch_size": 4,
+    "hidden_dim": 192,
+    "depth": 12,
+    "num_heads": 3,
+    "mlp_dim": 768,
+    "batch_size": 256,
+    "seed": 0,
+    "precision": "float32",
+    "num_workers": 1,
+}
+
+# Each ViT method's recipe: kerassl's defaults, which both sides are given explicitly
+# (the kerassl side records any that differ from its class's defaults).
+METHOD_RECIPES = {
+    "mae": {
+        "mask_ratio": 0.75,
+        "decoder_dim": 128,
+        "decoder_depth": 2,
+        "decoder_num_heads": 4,
+        "normalize_targets": True,
+        "learning_rate": 1.5e-4,  # AdamW
+        "weight_decay": 0.05,
+    },
+    "dino": {
+        "head_hidden_dim": 2048,
+        "head_bottleneck_dim": 256,
+        "head_output_dim": 4096,
+        "student_temperature": 0.1,
+        "teacher_temperature": 0.04,
+        "center_momentum": 0.9,
+        "momentum_start": 0.996,
+        "num_local_crops": 6,
+        "local_crop_size": 12,  # kerassl.methods.dino.default_local_crop_size(32, 4)
+        "global_crop_scale": [0.4, 1.0],
+        "local_crop_scale": [0.05, 0.4],
+        "jitter_strength": 0.5,
+        "gradient_clip_norm": 3.0,
+        "learning_rate": 5e-4,  # AdamW
+        "weight_decay": 0.04,
+    },
+}
+VIT_METHODS = tuple(METHOD_RECIPES)
 
 SUITES = {
     "smoke": {
@@ -57,13 +108,20 @@ SUITES = {
                        "timed_steps": 2},
         "quality": {"encoder": "small_convnet", "batch_size": 32, "data": "synthetic",
                     "train_size": 128, "test_size": 64, "epochs": 1, "knn_k": 10},
-        "peer": {"encoder": "resnet18", "batch_size": 16},
+        # ViT rows: a 2-block ViT of width 32 at 16 px, one warm-up and one timed step.
+        "vit": {"image_size": 16, "hidden_dim": 32, "depth": 2, "num_heads": 2, "mlp_dim": 64,
+                "batch_size": 8, "warmup_steps": 1, "timed_steps": 1},
+        "dino": {"head_hidden_dim": 64, "head_bottleneck_dim": 32, "head_output_dim": 128,
+                 "local_crop_size": 8},  # default_local_crop_size(16, 4)
+        "peer": {},
+        "peer_simclr": {"encoder": "resnet18", "batch_size": 16},  # lightly has no small convnet
         "full_grid": False,
     },
     "cpu": {
         "description": "this CPU: throughput rows, then SimCLR on 10,000 CIFAR-10 images for 5 epochs",
         "throughput": {"warmup_steps": 2, "timed_steps": 5},
         "quality": {"data": "cifar10", "train_size": 10000, "test_size": 10000, "epochs": 5},
+        "vit": {"timed_steps": 3},  # a DINO step of ViT-tiny takes tens of seconds here
         "peer": {},
         "full_grid": True,
     },
@@ -71,6 +129,7 @@ SUITES = {
         "description": "one GPU: throughput rows, then SimCLR on all 50,000 CIFAR-10 images for 200 epochs",
         "throughput": {"warmup_steps": 5, "timed_steps": 20},
         "quality": {"data": "cifar10", "train_size": 50000, "test_size": 10000, "epochs": 200},
+        "vit": {},
         "peer": {"num_workers": 8},
         "full_grid": True,
     },
@@ -79,6 +138,13 @@ SUITES = {
 
 def throughput_rows(suite, backend):
     """(row name, side, overrides, extra environment) for each throughput row."""
+    return simclr_throughput_rows(suite, backend) + [
+        row for method in VIT_METHODS for row in vit_throughput_rows(suite, backend, method)
+    ]
+
+
+def simclr_throughput_rows(suite, backend):
+    """The SimCLR rows (ResNet-18), float32 and bfloat16 in the full grid."""
     if not SUITES[suite]["full_grid"]:
         jit = backend == "jax"
         return [
@@ -105,6 +171,23 @@ def throughput_rows(suite, backend):
     rows.append(("kerassl jax jit off float32", "kerassl",
                  {"backend": "jax", "jit_compile": False, "warmup_steps": 1, "timed_steps": 2}, {}))
     return rows
+
+
+def vit_throughput_rows(suite, backend, method):
+    """One ViT method's rows ("mae ..." or "dino ..."), float32 only."""
+    if SUITES[suite]["full_grid"]:
+        kerassl = [("tensorflow", False), ("tensorflow", True), ("jax", True)]
+    else:
+        kerassl = [(backend, backend == "jax")]
+    rows = [
+        (f"{method} kerassl {name} jit {'on' if jit else 'off'} float32", "kerassl",
+         {"method": method, "backend": name, "jit_compile": jit}, {})
+        for name, jit in kerassl
+    ]
+    return rows + [
+        (f"{method} lightly loader+step float32", "lightly", {"method": method, "mode": "loader"}, {}),
+        (f"{method} lightly step alone float32", "lightly", {"method": method, "mode": "step"}, {}),
+    ]
 
 
 def quality_rows(suite, backend):
@@ -207,35 +290,8 @@ def markdown(report):
         f"{report['machine']['note']}.",
         "",
     ]
-    throughput = report["throughput"]
-    if throughput:
-        lines += [
-            "## SimCLR train-step throughput",
-            "",
-            f"{report['config']['throughput']['encoder']}, batch "
-            f"{report['config']['throughput']['batch_size']}, "
-            f"{report['config']['throughput']['image_size']}x{report['config']['throughput']['image_size']}, "
-            "two views; median of the timed steps after warm-up. "
-            "Wall ratio: kerassl images/s over lightly loader+step (the way a lightly "
-            "user trains); CPU ratio: kerassl images/CPU-s over lightly's step alone "
-            "(no augmentation); both at the same precision.",
-            "",
-            "| row | images/s | images/CPU-s | wall ratio | CPU ratio | first step (s) "
-            "| peak RSS (MiB) | load avg |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for row in throughput:
-            r = row["result"]
-            if "error" in r:
-                lines.append(f"| {row['name']} | error: {r['error']} | | | | | | |")
-                continue
-            lines.append(
-                f"| {row['name']} | {fmt(r['images_per_s'])} | {fmt(r.get('images_per_cpu_s'))} | "
-                f"{fmt(row.get('ratio_vs_lightly'), 2)} | "
-                f"{fmt(row.get('cpu_ratio_vs_lightly_step'), 2)} | {fmt(r['first_step_s'])} | "
-                f"{fmt(r['peak_rss_mib'], 0)} | {r['load_average_end'][0]:.1f} |"
-            )
-        lines.append("")
+    for method, rows in group_by_method(report["throughput"]):
+        lines += throughput_section(report, method, rows)
     quality = report["quality"]
     if quality:
         q = report["config"]["quality"]
@@ -264,19 +320,93 @@ def markdown(report):
     return "\n".join(lines)
 
 
+def row_method(row):
+    """The method a row trains ("simclr" for rows written before the key existed)."""
+    return row["config"].get("method", "simclr")
+
+
+def group_by_method(rows):
+    """[(method, rows of that method)] in order of first appearance."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row_method(row), []).append(row)
+    return list(groups.items())
+
+
+METHOD_TITLES = {"simclr": "SimCLR", "mae": "MAE", "dino": "DINO"}
+
+
+def describe_throughput(method, config):
+    """One sentence on what a method's throughput rows run."""
+    size = config["image_size"]
+    if method == "simclr":
+        return f"{config['encoder']}, batch {config['batch_size']}, {size}x{size}, two views."
+    vit = (f"ViT (patch {config['patch_size']}, width {config['hidden_dim']}, depth "
+           f"{config['depth']}, {config['num_heads']} heads, MLP {config['mlp_dim']}), batch "
+           f"{config['batch_size']}, {size}x{size}")
+    if method == "mae":
+        return (f"{vit}; mask ratio {config['mask_ratio']}, decoder width {config['decoder_dim']}, "
+                f"depth {config['decoder_depth']}, {config['decoder_num_heads']} heads, "
+                "loss on the hidden patches; AdamW.")
+    return (f"{vit}; 2 global crops of {size} px and {config['num_local_crops']} local crops of "
+            f"{config['local_crop_size']} px, the EMA teacher on the global crops, head "
+            f"{config['head_hidden_dim']}-{config['head_bottleneck_dim']}-"
+            f"{config['head_output_dim']}; AdamW.")
+
+
+def throughput_section(report, method, rows):
+    """Markdown lines: one method's throughput table."""
+    key = "throughput" if method == "simclr" else f"{method}_throughput"
+    config = report["config"].get(key, rows[0]["config"])
+    lines = [
+        f"## {METHOD_TITLES.get(method, method)} train-step throughput",
+        "",
+        describe_throughput(method, config) + " Median of the timed steps after warm-up. "
+        "Wall ratio: kerassl images/s over lightly loader+step of the same method (the way "
+        "a lightly user trains); CPU ratio: kerassl images/CPU-s over lightly's step alone "
+        "of the same method (no augmentation); both at the same precision.",
+        "",
+        "| row | images/s | images/CPU-s | wall ratio | CPU ratio | first step (s) "
+        "| peak RSS (MiB) | load avg |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        r = row["result"]
+        if "error" in r:
+            lines.append(f"| {row['name']} | error: {r['error']} | | | | | | |")
+            continue
+        lines.append(
+            f"| {row['name']} | {fmt(r['images_per_s'])} | {fmt(r.get('images_per_cpu_s'))} | "
+            f"{fmt(row.get('ratio_vs_lightly'), 2)} | "
+            f"{fmt(row.get('cpu_ratio_vs_lightly_step'), 2)} | {fmt(r['first_step_s'])} | "
+            f"{fmt(r['peak_rss_mib'], 0)} | {r['load_average_end'][0]:.1f} |"
+        )
+    return lines + [""]
+
+
+def lightly_result(rows, method, precision, mode):
+    """The result of lightly's row of this method, precision and mode; {} if none."""
+    for row in rows:
+        config = row["config"]
+        if (row["side"] == "lightly" and row_method(row) == method
+                and config.get("precision", "float32") == precision and config.get("mode") == mode):
+            return row["result"]
+    return {}
+
+
 def add_ratios(report):
-    by_name = {row["name"]: row["result"] for row in report["throughput"]}
+    """Ratios of each kerassl row to lightly's rows of the same method and precision."""
     for row in report["throughput"]:
-        precision = row["config"].get("precision", "float32")
         if row["side"] != "kerassl":
             continue
-        peer = by_name.get(f"lightly loader+step {precision}", {})
+        method, precision = row_method(row), row["config"].get("precision", "float32")
+        peer = lightly_result(report["throughput"], method, precision, "loader")
         if "images_per_s" in peer and "images_per_s" in row["result"]:
             row["ratio_vs_lightly"] = row["result"]["images_per_s"] / peer["images_per_s"]
         # CPU seconds of the loader row miss its worker process, so the CPU
         # ratio is taken against lightly's step alone (views for free): a
         # conservative figure for kerassl, whose steps include the views.
-        peer = by_name.get(f"lightly step alone {precision}", {})
+        peer = lightly_result(report["throughput"], method, precision, "step")
         if "images_per_cpu_s" in peer and "images_per_cpu_s" in row["result"]:
             row["cpu_ratio_vs_lightly_step"] = (
                 row["result"]["images_per_cpu_s"] / peer["images_per_cpu_s"]
@@ -292,6 +422,38 @@ def write_atomic(path, text):
         tmp.write(text)
     os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, path)
+
+
+def base_configs(suite, args):
+    """The base configuration of each kind of row, with the command line's overrides.
+
+    Keys: "throughput" and "quality" (SimCLR), "<method>_throughput" (the ViT methods).
+    """
+    configs = {task: dict(RECIPE, task=task, **suite[task]) for task in ("throughput", "quality")}
+    for task in ("throughput", "quality"):
+        if args.cifar10:
+            configs[task]["cifar10"] = args.cifar10
+    steps = {k: configs["throughput"][k] for k in ("warmup_steps", "timed_steps")}
+    for method in VIT_METHODS:
+        config = dict(VIT, **METHOD_RECIPES[method], task="throughput", method=method, **steps)
+        config.update(suite.get("vit", {}))
+        config.update(suite.get(method, {}))
+        configs[f"{method}_throughput"] = config
+    cli = {
+        "throughput": {"warmup_steps": args.warmup_steps, "timed_steps": args.timed_steps},
+        "quality": {"train_size": args.train_size, "test_size": args.test_size,
+                    "epochs": args.epochs},
+    }
+    for key, config in configs.items():
+        values = cli["quality" if key == "quality" else "throughput"]
+        config.update({k: v for k, v in values.items() if v is not None})
+    return configs
+
+
+def config_key(task, overrides):
+    """Which base configuration a row starts from."""
+    method = overrides.get("method", "simclr")
+    return task if task == "quality" or method == "simclr" else f"{method}_throughput"
 
 
 def parse_args(argv=None):
@@ -338,18 +500,7 @@ def main(argv=None):
     json_path = out_dir / f"{date}-{args.suite}.json"
     md_path = out_dir / f"{date}-{args.suite}.md"
 
-    configs = {}
-    for task in ("throughput", "quality"):
-        configs[task] = dict(RECIPE, task=task, **suite[task])
-        if args.cifar10:
-            configs[task]["cifar10"] = args.cifar10
-    cli_overrides = {
-        "throughput": {"warmup_steps": args.warmup_steps, "timed_steps": args.timed_steps},
-        "quality": {"train_size": args.train_size, "test_size": args.test_size,
-                    "epochs": args.epochs},
-    }
-    for task, values in cli_overrides.items():
-        configs[task].update({k: v for k, v in values.items() if v is not None})
+    configs = base_configs(suite, args)
     rows = []
     if args.only in ("all", "throughput"):
         rows += [("throughput",) + r for r in throughput_rows(args.suite, backend)]
@@ -372,9 +523,11 @@ def main(argv=None):
         "quality": [],
     }
     for task, name, side, overrides, env_extra in rows:
-        config = dict(configs[task], **overrides)
+        config = dict(configs[config_key(task, overrides)], **overrides)
         if side == "lightly":
             config.update(suite["peer"])
+            if config["method"] == "simclr":
+                config.update(suite.get("peer_simclr", {}))
         timeout = args.timeout or (900 if task == "throughput" else None)
         print(f"[{time.strftime('%H:%M:%S')}] {task}: {name} ...", flush=True)
         result = run_row(name, side, config, env_extra, timeout, python_for)

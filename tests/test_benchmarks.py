@@ -17,6 +17,7 @@ import pytest
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+import run  # noqa: E402
 import shared  # noqa: E402
 
 
@@ -57,12 +58,57 @@ def test_summarize_step_times_drops_warmup():
     assert summary["first_step_s"] == 30.0
 
 
+def fake_row(name, side, method, mode=None, images_per_s=10.0):
+    config = {"method": method, "precision": "float32", "mode": mode}
+    result = {"images_per_s": images_per_s, "images_per_cpu_s": images_per_s / 2}
+    return {"name": name, "side": side, "config": config, "result": result}
+
+
+def test_ratios_compare_with_lightly_rows_of_the_same_method():
+    report = {"quality": [], "throughput": [
+        fake_row("kerassl tensorflow jit off float32", "kerassl", "simclr", images_per_s=30.0),
+        fake_row("lightly loader+step float32", "lightly", "simclr", "loader", 10.0),
+        fake_row("lightly step alone float32", "lightly", "simclr", "step", 20.0),
+        fake_row("mae kerassl tensorflow jit off float32", "kerassl", "mae", images_per_s=30.0),
+        fake_row("mae lightly loader+step float32", "lightly", "mae", "loader", 60.0),
+        fake_row("mae lightly step alone float32", "lightly", "mae", "step", 120.0),
+        fake_row("dino kerassl tensorflow jit off float32", "kerassl", "dino", images_per_s=30.0),
+    ]}
+    del report["throughput"][0]["config"]["method"]  # rows written before the key: SimCLR
+    run.add_ratios(report)
+    simclr, mae, dino = (report["throughput"][i] for i in (0, 3, 6))
+    assert simclr["ratio_vs_lightly"] == pytest.approx(3.0)
+    assert simclr["cpu_ratio_vs_lightly_step"] == pytest.approx(1.5)
+    assert mae["ratio_vs_lightly"] == pytest.approx(0.5)
+    assert mae["cpu_ratio_vs_lightly_step"] == pytest.approx(0.25)
+    assert "ratio_vs_lightly" not in dino  # no DINO lightly row: no ratio, never SimCLR's
+
+
+def test_vit_rows_get_their_own_configuration():
+    args = run.parse_args(["--suite", "cpu", "--timed-steps", "4"])
+    configs = run.base_configs(run.SUITES["cpu"], args)
+    rows = run.throughput_rows("cpu", "tensorflow")
+    mae_rows = [r for r in rows if "mae" in r[0]]
+    assert [r[0] for r in mae_rows] == [
+        "mae kerassl tensorflow jit off float32", "mae kerassl tensorflow jit on float32",
+        "mae kerassl jax jit on float32", "mae lightly loader+step float32",
+        "mae lightly step alone float32",
+    ]
+    for name, _, overrides, _ in rows:
+        config = dict(configs[run.config_key("throughput", overrides)], **overrides)
+        method = name.split()[0] if name.split()[0] in ("mae", "dino") else "simclr"
+        assert config["method"] == method and config["timed_steps"] in (2, 4)
+        assert config["encoder"] == ("vit" if method != "simclr" else "resnet18")
+    assert configs["dino_throughput"]["learning_rate"] == 5e-4
+    assert configs["throughput"]["learning_rate"] == 0.06
+
+
 def test_smoke_suite_runs_and_writes_results(tmp_path):
     backend = keras.config.backend()
     proc = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run.py"), "--suite", "smoke", "--sides", "kerassl",
          "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=600,
         env={**os.environ, "KERAS_BACKEND": backend},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -72,12 +118,23 @@ def test_smoke_suite_runs_and_writes_results(tmp_path):
     assert report["machine"]["cpu_count"] >= 1
     assert len(report["machine"]["load_average_start"]) == 3
 
-    (throughput,) = report["throughput"]
+    throughput, mae, dino = report["throughput"]
     result = throughput["result"]
     assert "error" not in result, result
     assert result["versions"]["backend"] == backend
     assert result["images_per_s"] > 0 and result["peak_rss_mib"] > 0
     assert len(result["step_times_s"]) == 3  # 1 warm-up + 2 timed
+
+    for row, method in ((mae, "mae"), (dino, "dino")):
+        result = row["result"]
+        assert "error" not in result, result
+        assert row["name"].startswith(f"{method} kerassl {backend} ")
+        assert row["config"]["method"] == method and row["config"]["encoder"] == "vit"
+        assert result["versions"]["backend"] == backend and result["images_per_s"] > 0
+        assert len(result["step_times_s"]) == 2  # 1 warm-up + 1 timed
+        # The ViT encoder, then the whole trained model (decoder, or student head).
+        assert 0 < result["parameters"] < result["trainable_parameters"]
+    assert dino["result"]["default_local_crop_size"] == dino["config"]["local_crop_size"]
 
     (quality,) = report["quality"]
     result = quality["result"]
@@ -87,4 +144,6 @@ def test_smoke_suite_runs_and_writes_results(tmp_path):
     assert result["steps"] == 128 // 32
 
     table = md_file.read_text()
-    assert throughput["name"] in table and quality["name"] in table
+    for row in (throughput, mae, dino, quality):
+        assert row["name"] in table
+    assert "## MAE train-step throughput" in table and "## DINO train-step throughput" in table

@@ -89,6 +89,26 @@ def test_encoder_sees_only_visible_patches():
     assert tuple(tokens.shape) == (4, 5, 16)
 
 
+def test_training_views_are_cropped_and_flipped_unless_told_otherwise(tmp_path):
+    images, _ = tiny_data((16, 16, 3), count=4)
+    model = make_mae(tiny_vit())
+    model.build(images.shape)
+    kinds = [type(layer).__name__ for layer in model.augmenter.layers]
+    assert kinds == ["RandomResizedCrop", "RandomFlip"]
+    assert model.augmenter.layers[0].scale == (0.2, 1.0)
+    targets = keras.ops.convert_to_numpy(model(images, training=True)["targets"])
+    plain = keras.ops.convert_to_numpy(kerassl.vit.patchify(images / 255.0, 4))
+    assert np.abs(targets - plain).max() > 0.05  # the model rebuilds a view, not the image
+    path = tmp_path / "mae.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert [type(layer).__name__ for layer in loaded.augmenter.layers] == kinds
+
+    as_given = make_mae(tiny_vit(), augmenter=keras.layers.Identity())
+    targets = keras.ops.convert_to_numpy(as_given(images, training=True)["targets"])
+    np.testing.assert_allclose(targets, plain, atol=1e-6)
+
+
 def test_reconstruct_keeps_visible_pixels_and_plots(tmp_path):
     model = make_mae(tiny_vit())
     images, _ = tiny_data((16, 16, 3), count=4)

@@ -151,7 +151,10 @@ class DINO(SSLMethod):
     tested, but at the CPU budgets we can test (about 120 steps on the
     digits) it has not yet beaten a random-init encoder by kNN: a tiny ViT
     collapses to uniform targets and a small convnet stays below its
-    random-init kNN (tests/test_dino.py records the numbers). Import it as
+    random-init kNN (tests/test_dino.py records the numbers). lightly's DINO
+    does no better at such budgets: on the same 120-step MNIST setting both
+    drift to uniform targets and end with the teacher's kNN below random init
+    (`benchmarks/dino_small_budget.py` and its lightly twin). Import it as
     `from kerassl.methods.dino import DINO`.
 
     Each image gives 2 global crops and `num_local_crops` smaller local

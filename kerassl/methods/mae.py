@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerassl import losses_distill, vit
+from kerassl import augment, losses_distill, vit
 from kerassl.methods.base import SSLMethod, split_inputs
 
 register = keras.saving.register_keras_serializable(package="kerassl")
@@ -51,6 +51,11 @@ class MAE(SSLMethod):
     (no masking). `reconstruct(images)` returns reconstructions and masks;
     `plot_reconstructions(images, path)` writes the PNG.
 
+    Views: as in the paper, each training image is first randomly cropped
+    (area 0.2-1, `kerassl.augment.RandomResizedCrop`) and flipped, inside the
+    step; pass `augmenter=keras.layers.Identity()` to train on the images as
+    given.
+
     Args:
         encoder: a ViT encoder from `kerassl.backbones.vit_tiny`, `vit_small`,
             `vit_base` or `vit` (MAE needs its patch tokens).
@@ -60,9 +65,12 @@ class MAE(SSLMethod):
         decoder_depth: int. Decoder Transformer blocks.
         decoder_num_heads: int.
         normalize_targets: bool. MAE's norm_pix_loss.
+        augmenter: Keras layer or None. Makes the training view with
+            `training=True`; None: random resized crop (scale 0.2-1) and
+            horizontal flip, the paper's recipe.
         num_classes: int or None. Online linear probe on the pooled visible
             tokens.
-        seed: int or None. Seeds the masks.
+        seed: int or None. Seeds the masks and the default augmenter.
 
     Example:
     ```python
@@ -78,6 +86,8 @@ class MAE(SSLMethod):
     CVPR 2022 (https://arxiv.org/abs/2111.06377).
     """
 
+    nested_config_keys = ("encoder", "augmenter")
+
     def __init__(
         self,
         encoder,
@@ -86,6 +96,7 @@ class MAE(SSLMethod):
         decoder_depth=2,
         decoder_num_heads=4,
         normalize_targets=True,
+        augmenter=None,
         num_classes=None,
         seed=None,
         **kwargs,
@@ -101,6 +112,7 @@ class MAE(SSLMethod):
         if self.decoder_dim % 4:
             raise ValueError(f"decoder_dim must be a multiple of 4 (sin-cos positions); got {decoder_dim}.")
         self.normalize_targets = bool(normalize_targets)
+        self.augmenter = augmenter
         self.seed_generator = keras.random.SeedGenerator(seed)
         init = keras.initializers.TruncatedNormal(stddev=0.02)
         self.decoder_embedding = keras.layers.Dense(
@@ -125,6 +137,16 @@ class MAE(SSLMethod):
 
     def build(self, input_shape):
         image_shape = self.image_shape(input_shape)
+        if self.augmenter is None:
+            size = tuple(image_shape[1:3])
+            if None in size:
+                size = tuple(self.encoder.input_shape[1:3])
+            self.augmenter = augment.simclr_augmenter(
+                size, image_shape[-1], scale=(0.2, 1.0), jitter_strength=0.0,
+                grayscale_probability=0.0, blur_probability=0.0, seed=self.seed, name="augmenter",
+            )
+        if not self.augmenter.built:
+            self.augmenter.build(image_shape)
         feature_dim = self.build_encoder(image_shape)
         hidden_dim = self.transformer.hidden_dim
         self.decoder_embedding.build((None, None, hidden_dim))
@@ -188,7 +210,8 @@ class MAE(SSLMethod):
         if not training:
             return super().call(inputs)
         images, _ = split_inputs(inputs)
-        return self.masked_forward(self.prepare_images(images), training=True)
+        views = self.augmenter(self.prepare_images(images), training=True)
+        return self.masked_forward(views, training=True)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict):
@@ -261,5 +284,6 @@ class MAE(SSLMethod):
             decoder_depth=self.decoder_depth,
             decoder_num_heads=self.decoder_num_heads,
             normalize_targets=self.normalize_targets,
+            augmenter=keras.saving.serialize_keras_object(self.augmenter),
         )
         return config
