@@ -2,8 +2,8 @@
 
 Usage (normally by `run.py`): KERAS_BACKEND=jax python benchmarks/kerassl_side.py CONFIG_JSON OUT_JSON
 
-The configuration's `method` picks the model: "simclr" (ResNet-18, the
-throughput and quality rows), "mae" or "dino" (a ViT, throughput rows only).
+The configuration's `method` picks the model: "simclr" (ResNet-18) or "mae" or
+"dino" (a ViT), for throughput and quality rows alike.
 
 One process per configuration, so backends, precision policies and XLA flags
 never leak between rows and the peak resident memory is this row's alone.
@@ -67,15 +67,21 @@ def build_encoder(config):
     raise ValueError(f"unknown encoder {config['encoder']!r}")
 
 
-def build_model(config):
-    """The model of the configured method ("simclr", "mae" or "dino")."""
+def build_model(config, **extra):
+    """The model of the configured method ("simclr", "mae" or "dino").
+
+    `extra`: further constructor arguments of a ViT method (the quality rows give
+    DINO the length of its momentum schedule).
+    """
     if config["precision"] == "bfloat16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(config["seed"])
     method = config.get("method", "simclr")
     if method == "simclr":
         return build_simclr(config)
-    return method_class(method)(build_vit(config), seed=config["seed"], **method_arguments(config))
+    return method_class(method)(
+        build_vit(config), seed=config["seed"], **method_arguments(config), **extra
+    )
 
 
 def build_simclr(config):
@@ -208,18 +214,31 @@ def features(encoder, images, batch_size=512):
 
 
 def quality(config):
-    """kNN accuracy of the encoder before and after SimCLR at a fixed budget."""
+    """kNN accuracy of the encoder before and after training at a fixed budget.
+
+    SimCLR, MAE or DINO (`method`); the kNN runs on `model.encoder` (DINO's
+    teacher; the student's accuracy is recorded too, as `knn_accuracy_student`).
+    """
+    method = config.get("method", "simclr")
     x_train, y_train, x_test, y_test = shared.quality_data(config)
-    model = build_model(config)
-    model.build((None,) + x_train.shape[1:])
-    knn = dict(k=config["knn_k"], temperature=config["knn_temperature"])
-    started = time.perf_counter()
-    random_init = shared.knn_accuracy(
-        features(model.encoder, x_train), y_train, features(model.encoder, x_test), y_test, **knn
-    )
-    knn_seconds = time.perf_counter() - started
     steps_per_epoch = len(x_train) // config["batch_size"]
     total_steps = steps_per_epoch * config["epochs"]
+    # DINO's teacher momentum follows a cosine over the whole run, as lightly's
+    # `cosine_schedule(step, total_steps, ...)`; the fit below is one call per
+    # epoch, so the schedule's length is given rather than counted per call.
+    extra = {"momentum_schedule_steps": max(total_steps, 1)} if method == "dino" else {}
+    model = build_model(config, **extra)
+    model.build((None,) + x_train.shape[1:])
+    knn = dict(k=config["knn_k"], temperature=config["knn_temperature"])
+
+    def knn_of(encoder):
+        return shared.knn_accuracy(
+            features(encoder, x_train), y_train, features(encoder, x_test), y_test, **knn
+        )
+
+    started = time.perf_counter()
+    random_init = knn_of(model.encoder)
+    knn_seconds = time.perf_counter() - started
     model.compile(optimizer=optimizer(config, total_steps), jit_compile=config["jit_compile"])
     timer = StepTimer()
     # Keras keeps a last partial batch; lightly's loader drops it (drop_last).
@@ -234,11 +253,8 @@ def quality(config):
                          initial_epoch=epoch, shuffle=False, verbose=0, callbacks=[timer])
         history.append({k: float(v[-1]) for k, v in logs.history.items()})
     train_seconds = time.perf_counter() - started
-    trained = shared.knn_accuracy(
-        features(model.encoder, x_train), y_train, features(model.encoder, x_test), y_test, **knn
-    )
-    return {
-        "knn_accuracy": trained,
+    result = {
+        "knn_accuracy": knn_of(model.encoder),
         "knn_accuracy_random_init": random_init,
         "train_s": round(train_seconds, 1),
         "knn_s": round(knn_seconds, 1),
@@ -246,9 +262,15 @@ def quality(config):
         "train_images_per_s": total_steps * config["batch_size"] / max(train_seconds, 1e-9),
         "median_step_s": float(np.median(timer.times[1:] or timer.times)),
         "history": history,
-        "parameters": trainable_parameters(model.encoder),
+        # DINO's `encoder` is the (frozen) teacher; the student is the one trained.
+        "parameters": trainable_parameters(getattr(model, "student_encoder", model.encoder)),
         "versions": versions(),
     }
+    if method == "dino":
+        result["knn_accuracy_student"] = knn_of(model.student_encoder)
+    if method != "simclr":
+        result.update(vit_method_facts(model, config))
+    return result
 
 
 def run(config):

@@ -10,8 +10,8 @@ SGD with momentum 0.9 and weight decay 5e-4, `SimCLRTransform(input_size=32,
 cj_strength=0.5, gaussian_blur=0.0)` in a DataLoader, each view forwarded
 separately as lightly's `training_step` does.
 
-MAE and DINO (throughput only) run torchvision's `VisionTransformer` of the
-configured size (ViT-tiny by default) the way lightly's examples do; see
+MAE and DINO (throughput and quality rows) run torchvision's `VisionTransformer`
+of the configured size (ViT-tiny by default) the way lightly's examples do; see
 `mae_trainer` and `dino_trainer`.
 """
 
@@ -443,6 +443,8 @@ def features(backbone, images, batch_size=512):
 
 def quality(config):
     """kNN accuracy of the backbone before and after SimCLR at a fixed budget."""
+    if config.get("method", "simclr") != "simclr":
+        return vit_quality(config)
     x_train, y_train, x_test, y_test = shared.quality_data(config)
     steps_per_epoch = len(x_train) // config["batch_size"]
     total_steps = steps_per_epoch * config["epochs"]
@@ -482,6 +484,67 @@ def quality(config):
         "parameters": sum(p.numel() for p in model.backbone.parameters()),
         "versions": versions(),
     }
+
+
+def vit_quality(config):
+    """kNN accuracy of the ViT before and after MAE or DINO at a fixed budget.
+
+    The model, transform and train step are the throughput rows' (`mae_trainer`,
+    `dino_trainer`, their DataLoader mode); the kNN runs on the class token of
+    lightly's ViT wrapper: MAE's backbone, DINO's teacher (the student's too, as
+    `knn_accuracy_student`). MAETransform and DINOTransform normalize with the
+    ImageNet mean and std (their default), so `features` does as well.
+    """
+    method = config["method"]
+    x_train, y_train, x_test, y_test = shared.quality_data(config)
+    steps_per_epoch = len(x_train) // config["batch_size"]
+    total_steps = steps_per_epoch * config["epochs"]
+    # DINO's teacher momentum: a cosine from momentum_start to 1 over the whole run.
+    trainer = TRAINERS[method](config, max(total_steps, 1))
+    model = trainer.model
+    backbone = model.teacher_backbone if method == "dino" else model.backbone
+    knn = dict(k=config["knn_k"], temperature=config["knn_temperature"])
+
+    def knn_of(network):
+        return shared.knn_accuracy(
+            features(network, x_train), y_train, features(network, x_test), y_test, **knn
+        )
+
+    started = time.perf_counter()
+    random_init = knn_of(backbone)
+    knn_seconds = time.perf_counter() - started
+    loader = ssl_loader(x_train, y_train, config, config["seed"], trainer.transform)
+    model.train()
+    history, times = [], []
+    started = time.perf_counter()
+    for _ in range(config["epochs"]):
+        losses = []
+        start = time.perf_counter()
+        for views, _ in loader:
+            losses.append(trainer.step(views))
+            end = time.perf_counter()
+            times.append(end - start)
+            start = end
+        history.append({"loss": float(np.mean(losses))})
+    train_seconds = time.perf_counter() - started
+    result = {
+        "knn_accuracy": knn_of(backbone),
+        "knn_accuracy_random_init": random_init,
+        "train_s": round(train_seconds, 1),
+        "knn_s": round(knn_seconds, 1),
+        "steps": total_steps,
+        "train_images_per_s": total_steps * config["batch_size"] / max(train_seconds, 1e-9),
+        "median_step_s": float(np.median(times[1:] or times)),
+        "history": history,
+        "parameters": sum(p.numel() for p in trainer.encoder.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "feature_normalization": "imagenet",
+        "lightly_classes": trainer.lightly_classes,
+        "versions": versions(),
+    }
+    if method == "dino":
+        result["knn_accuracy_student"] = knn_of(model.student_backbone)
+    return result
 
 
 def run(config):

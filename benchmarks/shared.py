@@ -94,7 +94,7 @@ def quality_data(config):
     """The training subset, the kNN bank and the queries named by `config`."""
     if config["data"] == "synthetic":
         x_train, y_train, x_test, y_test = synthetic_dataset(
-            config["train_size"], config["test_size"]
+            config["train_size"], config["test_size"], image_size=config.get("image_size", 32)
         )
     else:
         x_train, y_train, x_test, y_test = load_cifar10(config.get("cifar10") or DEFAULT_TARBALL)

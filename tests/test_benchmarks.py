@@ -103,6 +103,45 @@ def test_vit_rows_get_their_own_configuration():
     assert configs["throughput"]["learning_rate"] == 0.06
 
 
+def quality_row(name, side, method, accuracy):
+    return {"name": name, "side": side, "config": {"method": method},
+            "result": {"knn_accuracy": accuracy}}
+
+
+def test_quality_ratios_compare_with_lightly_row_of_the_same_method():
+    report = {"throughput": [], "quality": [
+        quality_row("kerassl tensorflow jit off", "kerassl", "simclr", 0.6),
+        quality_row("lightly", "lightly", "simclr", 0.8),
+        quality_row("mae kerassl tensorflow jit off", "kerassl", "mae", 0.3),
+        quality_row("mae lightly", "lightly", "mae", 0.2),
+        quality_row("dino kerassl tensorflow jit off", "kerassl", "dino", 0.3),
+    ]}
+    run.add_ratios(report)
+    simclr, _, mae, _, dino = report["quality"]
+    assert simclr["ratio_vs_lightly"] == pytest.approx(0.75)
+    assert mae["ratio_vs_lightly"] == pytest.approx(1.5)
+    assert "ratio_vs_lightly" not in dino  # no DINO lightly row: no ratio, never SimCLR's
+
+
+def test_vit_quality_rows_get_their_own_configuration():
+    for suite, size, epochs in (("cpu", 5000, 2), ("gpu", 50000, 100)):
+        configs = run.base_configs(run.SUITES[suite], run.parse_args(["--suite", suite]))
+        rows = run.quality_rows(suite, "jax")
+        assert [r[0] for r in rows if r[0].startswith("mae")] == [
+            "mae kerassl " + ("tensorflow jit off" if suite == "cpu" else "jax jit on"),
+            "mae lightly",
+        ]
+        for name, _, overrides, _ in rows:
+            config = dict(configs[run.config_key("quality", overrides)], **overrides)
+            method = name.split()[0] if name.split()[0] in ("mae", "dino") else "simclr"
+            assert config["method"] == method and config["task"] == "quality"
+            if method != "simclr":
+                assert config["encoder"] == "vit" and config["hidden_dim"] == 192
+                assert (config["train_size"], config["epochs"]) == (size, epochs)
+                assert config["knn_k"] == 200 and "timed_steps" not in config
+        assert configs["dino_quality"]["learning_rate"] == 5e-4
+
+
 def test_smoke_suite_runs_and_writes_results(tmp_path):
     backend = keras.config.backend()
     proc = subprocess.run(
@@ -136,14 +175,28 @@ def test_smoke_suite_runs_and_writes_results(tmp_path):
         assert 0 < result["parameters"] < result["trainable_parameters"]
     assert dino["result"]["default_local_crop_size"] == dino["config"]["local_crop_size"]
 
-    (quality,) = report["quality"]
+    quality, mae_quality, dino_quality = report["quality"]
     result = quality["result"]
     assert "error" not in result, result
     for key in ("knn_accuracy", "knn_accuracy_random_init"):
         assert 0.0 <= result[key] <= 1.0
     assert result["steps"] == 128 // 32
 
+    for row, method in ((mae_quality, "mae"), (dino_quality, "dino")):
+        result = row["result"]
+        assert "error" not in result, result
+        assert row["name"].startswith(f"{method} kerassl {backend} ")
+        assert row["config"]["method"] == method and row["config"]["encoder"] == "vit"
+        assert row["config"]["image_size"] == 16 and row["config"]["knn_k"] == 5
+        for key in ("knn_accuracy", "knn_accuracy_random_init"):
+            assert 0.0 <= result[key] <= 1.0
+        assert result["steps"] == 32 // 8
+        assert 0 < result["parameters"] < result["trainable_parameters"]
+    assert 0.0 <= dino_quality["result"]["knn_accuracy_student"] <= 1.0
+
     table = md_file.read_text()
-    for row in (throughput, mae, dino, quality):
+    for row in (throughput, mae, dino, quality, mae_quality, dino_quality):
         assert row["name"] in table
     assert "## MAE train-step throughput" in table and "## DINO train-step throughput" in table
+    for title in ("SimCLR", "MAE", "DINO"):
+        assert f"## {title} kNN accuracy at equal budget" in table
