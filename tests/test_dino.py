@@ -166,6 +166,24 @@ def test_method_contract(tmp_path):
     )
 
 
+def test_built_before_compile_trains_in_several_fits():
+    # Regression: the teacher once started as the student by sharing its arrays;
+    # on JAX `fit` donates every variable's buffer, so the first fit of a model
+    # built before `compile` failed ("donate the same buffer twice").
+    images, _ = tiny_data((16, 16, 3), count=16)
+    model = make_dino(tiny_vit(), momentum_schedule_steps=4)
+    model.build(images.shape)
+    for teacher, student in model.ema_pairs():
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(teacher), keras.ops.convert_to_numpy(student))
+    before = model.encoder.predict(images, verbose=0)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    model.fit(images, batch_size=8, epochs=1, verbose=0)
+    model.encoder.predict(images, verbose=0)
+    model.fit(images, batch_size=8, epochs=2, initial_epoch=1, verbose=0)
+    after = model.encoder.predict(images, verbose=0)
+    assert np.all(np.isfinite(after)) and not np.allclose(before, after)
+
+
 def test_works_with_a_convnet_encoder_and_sets_the_schedule_length(make_encoder):
     model = make_dino(make_encoder((16, 16, 3)))
     model.compile(optimizer="adamw")

@@ -366,7 +366,9 @@ class DINO(SSLMethod):
         )
         self.build_probe(feature_dim)
         for teacher, student in self.ema_pairs():
-            teacher.assign(student)  # the teacher starts as the student
+            # The teacher starts as the student, in buffers of its own: on JAX an
+            # assign shares the array, and `fit` donates every variable's buffer.
+            teacher.assign(ops.copy(student.value))
         self.built = True
 
     def ema_pairs(self):
