@@ -23,8 +23,8 @@ import json
 import os
 import pathlib
 import sys
-import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 import kerassl.backbones  # noqa: E402
+from step_timer import StepTimer  # noqa: E402
 
 
 class ScaleShiftBatchNorm(keras.layers.BatchNormalization):
@@ -59,20 +60,6 @@ class NoNormalization(keras.layers.Layer):
         return inputs
 
 
-class Timer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.wall, self.cpu = [], []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.t, self.c = time.perf_counter(), time.process_time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        float((logs or {}).get("loss", 0.0))
-        self.wall.append(time.perf_counter() - self.t)
-        self.cpu.append(time.process_time() - self.c)
-
-
 def encoder(variant):
     model = kerassl.backbones.resnet18(input_shape=(32, 32, 3), stem="cifar")
     if variant == "keras":
@@ -94,10 +81,10 @@ def step_time(variant, precision, x, y, batch, warmup):
     model = keras.Sequential([encoder(variant), keras.layers.Dense(10, dtype="float32")])
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
-    timer = Timer()
+    timer = StepTimer()
     model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
-    return {"wall_s": round(float(np.median(timer.wall[warmup:])), 4),
-            "cpu_s": round(float(np.median(timer.cpu[warmup:])), 4)}
+    return {"wall_s": round(float(np.median(timer.times[warmup:])), 4),
+            "cpu_s": round(float(np.median(timer.cpu_times[warmup:])), 4)}
 
 
 def main():
