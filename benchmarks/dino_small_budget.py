@@ -3,18 +3,27 @@
 The twin of `peer_dino_small_budget.py` (lightly's DINO, run in the peer venv):
 the same data, encoder, head, crops, optimizer and kNN protocol, so the two
 libraries' DINO can be compared where DINO is hard, a few hundred steps from
-scratch. Settings: 2,000 MNIST training images (../shared/data/mnist.npz),
-kerassl's `small_convnet(width=16, feature_dim=None)` (64 features; the peer
-builds the same layers in PyTorch), DINO head 512-64-1024, 2 global crops of
-28 px and 2 local crops of 12 px, teacher temperature 0.04, student 0.1,
-centre momentum 0.9, teacher EMA 0.996 -> 1 (cosine), AdamW(1e-3, wd 0.04),
-batch 128, 8 epochs (120 steps). Weighted kNN (k=20, T=0.1, cosine) with the
-first 1,000 training images as bank and 1,000 test images as queries, for a
-random init with BatchNorm at its initial statistics (identity), the same
-init with BatchNorm statistics calibrated on the clean training images, the
-teacher and the student.
+scratch. Two recipes (`--data`), both on kerassl's `small_convnet(width=16,
+feature_dim=None)` (64 features; the peer builds the same layers in PyTorch),
+teacher temperature 0.04, student 0.1, centre momentum 0.9, cosine teacher
+momentum to 1:
 
-Usage: python benchmarks/dino_small_budget.py [--epochs 8] [--out results/dino-small-budget/kerassl.json]
+- `mnist`: 2,000 MNIST training images (../shared/data/mnist.npz), head
+  512-64-1024 without BatchNorm, 2 global crops of 28 px and 2 local crops
+  of 12 px, momentum from 0.996, AdamW(1e-3, wd 0.04), batch 128, 8 epochs
+  (120 steps); kNN bank the first 1,000 training images, 1,000 test queries.
+- `cifar10`: 10,000 CIFAR-10 training images (../shared/data/cifar10-jpeg.tar.gz,
+  the subset `shared.quality_data` draws), head 2048-256-2048 with BatchNorm
+  (lightly's CIFAR-10 benchmark head), 2 global crops of 32 px and 2 local
+  crops of 14 px, momentum from 0.99, SGD(momentum 0.9) at 0.06 with a
+  1-epoch linear warm-up then cosine decay, batch 256, 6 epochs (240 steps);
+  kNN bank the first 5,000 training images, all 10,000 test images as queries.
+
+Weighted kNN (k=20, T=0.1, cosine) for a random init with BatchNorm at its
+initial statistics (identity), the same init with BatchNorm statistics
+calibrated on the clean training images, the teacher and the student.
+
+Usage: python benchmarks/dino_small_budget.py [--data mnist|cifar10] [--seed 0] [--out PATH]
 """
 
 import argparse
@@ -36,69 +45,95 @@ import shared  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 MNIST = HERE.parents[1] / "shared" / "data" / "mnist.npz"
-SETTINGS = dict(train_images=2000, bank=1000, queries=1000, width=16, head=(512, 64, 1024),
-                local_crops=2, local_size=12, batch=128, learning_rate=1e-3, weight_decay=0.04,
-                momentum_start=0.996, k=20, knn_temperature=0.1)
+RECIPES = shared.DINO_SMALL_BUDGET_RECIPES
 
 
-def load():
-    data = np.load(MNIST)
-    x, y = data["x_train"][: SETTINGS["train_images"]], data["y_train"][: SETTINGS["train_images"]]
-    return x[..., None], y, data["x_test"][: SETTINGS["queries"], ..., None], data["y_test"][: SETTINGS["queries"]]
+def load(data, recipe):
+    """(x, y, x_test, y_test) uint8 NHWC; the same images as the lightly twin."""
+    if data == "mnist":
+        arrays = np.load(MNIST)
+        n, q = recipe["train_images"], recipe["queries"]
+        return (arrays["x_train"][:n, ..., None], arrays["y_train"][:n],
+                arrays["x_test"][:q, ..., None], arrays["y_test"][:q])
+    return shared.quality_data(dict(data="cifar10", train_size=recipe["train_images"],
+                                    test_size=recipe["queries"]))
 
 
-def knn(encoder, x, y, x_test, y_test):
-    bank = SETTINGS["bank"]
-    features = lambda images: np.asarray(encoder.predict(images, batch_size=500, verbose=0))
+def knn(encoder, data, recipe):
+    x, y, x_test, y_test = data
+    bank = recipe["bank"]
+    # Scaled to [0, 1] as in training (and as the lightly twin does): a Keras
+    # model casts uint8 without scaling.
+    features = lambda images: np.asarray(
+        encoder.predict(images.astype("float32") / 255.0, batch_size=500, verbose=0))
     return shared.knn_accuracy(features(x[:bank]), y[:bank], features(x_test), y_test,
-                               k=SETTINGS["k"], temperature=SETTINGS["knn_temperature"])
+                               k=recipe["k"], temperature=recipe["knn_temperature"])
 
 
-def calibrate_batchnorm(encoder, x, passes=2):
+def calibrate_batchnorm(encoder, x, batch_size, passes=2):
     """Moving statistics of a random init from the clean images (no weight changes)."""
     images = x.astype("float32") / 255.0
     for _ in range(passes):
-        for start in range(0, len(images), SETTINGS["batch"]):
-            encoder(images[start : start + SETTINGS["batch"]], training=True)
+        for start in range(0, len(images), batch_size):
+            encoder(images[start : start + batch_size], training=True)
 
 
-def encoder():
-    return kerassl.backbones.small_convnet(input_shape=(28, 28, 1), width=SETTINGS["width"], feature_dim=None)
+def optimizer(recipe):
+    steps_per_epoch = math.ceil(recipe["train_images"] / recipe["batch"])
+    warmup = recipe["warmup_epochs"] * steps_per_epoch
+    total = recipe["epochs"] * steps_per_epoch
+    rate = recipe["learning_rate"]
+    if warmup:
+        rate = keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=rate,
+                                                      warmup_steps=warmup)
+    if recipe["optimizer"] == "sgd":
+        return keras.optimizers.SGD(rate, momentum=0.9)
+    return keras.optimizers.AdamW(rate, weight_decay=recipe["weight_decay"])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--out", default=str(HERE / "results" / "dino-small-budget" / "kerassl.json"))
+    parser.add_argument("--data", choices=sorted(RECIPES), default="mnist")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None,
+                        help="default: results/dino-small-budget/kerassl[-cifar10][-seedN].json")
     args = parser.parse_args(argv)
-    x, y, x_test, y_test = load()
-    keras.utils.set_random_seed(0)
+    recipe = dict(RECIPES[args.data], epochs=args.epochs or RECIPES[args.data]["epochs"])
+    data = load(args.data, recipe)
+    x = data[0]
+    encoder = lambda: kerassl.backbones.small_convnet(input_shape=x.shape[1:], width=recipe["width"],
+                                                       feature_dim=None)
+    keras.utils.set_random_seed(args.seed)
     random_init = encoder()
-    result = {"settings": SETTINGS, "epochs": args.epochs,
-              "knn_random_init": knn(random_init, x, y, x_test, y_test)}
-    calibrate_batchnorm(random_init, x)
-    result["knn_random_init_calibrated_bn"] = knn(random_init, x, y, x_test, y_test)
-    keras.utils.set_random_seed(0)
-    hidden, bottleneck, output = SETTINGS["head"]
-    model = DINO(encoder(), head=DINOHead(hidden, bottleneck, output, name="head"),
-                 num_local_crops=SETTINGS["local_crops"], local_crop_size=SETTINGS["local_size"],
-                 momentum_start=SETTINGS["momentum_start"], seed=0)
-    model.compile(optimizer=keras.optimizers.AdamW(SETTINGS["learning_rate"], weight_decay=SETTINGS["weight_decay"]))
+    result = {"data": args.data, "seed": args.seed, "settings": recipe,
+              "knn_random_init": knn(random_init, data, recipe)}
+    calibrate_batchnorm(random_init, x, recipe["batch"])
+    result["knn_random_init_calibrated_bn"] = knn(random_init, data, recipe)
+    keras.utils.set_random_seed(args.seed)
+    hidden, bottleneck, output = recipe["head"]
+    head = DINOHead(hidden, bottleneck, output, batch_norm=recipe["head_batch_norm"], name="head")
+    model = DINO(encoder(), head=head, num_local_crops=recipe["local_crops"],
+                 local_crop_size=recipe["local_size"], momentum_start=recipe["momentum_start"],
+                 seed=args.seed)
+    model.compile(optimizer=optimizer(recipe))
     start = time.perf_counter()
-    history = model.fit(x, batch_size=SETTINGS["batch"], epochs=args.epochs, verbose=2).history
+    history = model.fit(x, batch_size=recipe["batch"], epochs=recipe["epochs"], verbose=2).history
     result.update(
         train_s=round(time.perf_counter() - start, 1),
         log_k=math.log(output),
         loss=history["loss"],
         teacher_entropy=history["teacher_entropy"],
         teacher_batch_entropy=history["teacher_batch_entropy"],
-        knn_teacher=knn(model.encoder, x, y, x_test, y_test),
-        knn_student=knn(model.student_encoder, x, y, x_test, y_test),
+        knn_teacher=knn(model.encoder, data, recipe),
+        knn_student=knn(model.student_encoder, data, recipe),
         keras=keras.__version__, backend=keras.config.backend(),
     )
     print(json.dumps({k: v for k, v in result.items() if k != "settings"}, indent=1))
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
+    name = "kerassl" + ("" if args.data == "mnist" else f"-{args.data}") + (f"-seed{args.seed}" if args.seed else "")
+    out = pathlib.Path(args.out or HERE / "results" / "dino-small-budget" / f"{name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 """DINO at a CPU test budget, lightly side (run with the peer venv's python).
 
-The twin of `dino_small_budget.py` (read its docstring for the settings): lightly's
-DINO example pattern (`DINOProjectionHead`, `DINOLoss`, `update_momentum` with
-`cosine_schedule`, `DINOTransform`) with the same data, a PyTorch copy of
-kerassl's `small_convnet(width=16, feature_dim=None)`, head 512-64-1024, 2 global
-crops of 28 px and 2 local crops of 12 px with kerassl's view settings for
-grayscale images (crop, flip, brightness and contrast 0.4 with p=0.8; no blur,
-no solarization, no normalization), AdamW(1e-3, wd 0.04), batch 128, 8 epochs,
-and the same kNN protocol (`shared.knn_accuracy`, k=20, T=0.1).
+The twin of `dino_small_budget.py` (read its docstring for the two recipes,
+`--data mnist` and `--data cifar10`): lightly's DINO example pattern
+(`DINOProjectionHead`, `DINOLoss`, `update_momentum` with `cosine_schedule`,
+`DINOTransform`) with the same data, a PyTorch copy of kerassl's
+`small_convnet(width=16, feature_dim=None)`, the same head, crops, optimizer,
+schedules and kNN protocol (`shared.knn_accuracy`). `DINOTransform` is set to
+kerassl's view settings: crop, flip, colour jitter 0.4/0.4/0.4/0.1 with p=0.8
+(grayscale images: brightness and contrast only), random grayscale 0.2 on
+colour images; no blur, no solarization, no normalization. Each gradient
+tensor is clipped to norm 3, as kerassl's DINO does by default.
 
-Usage: benchmarks/.peer-venv/bin/python benchmarks/peer_dino_small_budget.py [--epochs 8]
+Usage: benchmarks/.peer-venv/bin/python benchmarks/peer_dino_small_budget.py [--data mnist|cifar10] [--seed 0]
 """
 
 import argparse
@@ -33,13 +35,13 @@ from PIL import Image  # noqa: E402
 import shared  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
+RECIPES = shared.DINO_SMALL_BUDGET_RECIPES
 MNIST = HERE.parents[1] / "shared" / "data" / "mnist.npz"
-TRAIN, BANK, QUERIES, BATCH, HEAD = 2000, 1000, 1000, 128, (512, 64, 1024)
 
 
-def small_convnet(width=16):
-    """kerassl.backbones.small_convnet(width, feature_dim=None) in PyTorch (1 input channel)."""
-    layers, channels = [], 1
+def small_convnet(channels, width=16):
+    """kerassl.backbones.small_convnet(width, feature_dim=None) in PyTorch."""
+    layers = []
     for stage in range(3):
         filters = width * 2**stage
         for index in range(2):
@@ -58,57 +60,97 @@ class Views(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, index):
-        views = self.transform(Image.fromarray(self.images[index]).convert("RGB"))
-        return [view[:1] for view in views]  # grayscale: one of three equal channels
+        image = self.images[index]
+        views = self.transform(Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).convert("RGB"))
+        return [view[:1] for view in views] if image.shape[-1] == 1 else views
 
 
 @torch.no_grad()
 def features(network, images):
     network.eval()
-    out = network(torch.from_numpy(images).float().div(255)[:, None]).numpy()
+    out = network(torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2)).numpy()
     network.train()
     return out
 
 
-def knn(network, x, y, x_test, y_test):
-    return shared.knn_accuracy(features(network, x[:BANK]), y[:BANK], features(network, x_test), y_test,
-                               k=20, temperature=0.1)
+def knn(network, data, recipe):
+    x, y, x_test, y_test = data
+    bank = recipe["bank"]
+    return shared.knn_accuracy(features(network, x[:bank]), y[:bank], features(network, x_test), y_test,
+                               k=recipe["k"], temperature=recipe["knn_temperature"])
+
+
+def load(data, recipe):
+    if data == "mnist":
+        arrays = np.load(MNIST)
+        n, q = recipe["train_images"], recipe["queries"]
+        return (arrays["x_train"][:n, ..., None], arrays["y_train"][:n],
+                arrays["x_test"][:q, ..., None], arrays["y_test"][:q])
+    return shared.quality_data(dict(data="cifar10", train_size=recipe["train_images"],
+                                    test_size=recipe["queries"]))
+
+
+def learning_rate(recipe, step, total, steps_per_epoch):
+    """Linear warm-up over `warmup_epochs`, then cosine decay to 0 (Keras' CosineDecay)."""
+    warmup = recipe["warmup_epochs"] * steps_per_epoch
+    if step < warmup:
+        return recipe["learning_rate"] * step / warmup
+    if not warmup:
+        return recipe["learning_rate"]
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return recipe["learning_rate"] * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--out", default=str(HERE / "results" / "dino-small-budget" / "lightly.json"))
+    parser.add_argument("--data", choices=sorted(RECIPES), default="mnist")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    data = np.load(MNIST)
-    x, y = data["x_train"][:TRAIN], data["y_train"][:TRAIN]
-    x_test, y_test = data["x_test"][:QUERIES], data["y_test"][:QUERIES]
-    student, teacher = small_convnet(), small_convnet()
+    recipe = dict(RECIPES[args.data], epochs=args.epochs or RECIPES[args.data]["epochs"])
+    torch.manual_seed(args.seed)
+    data = load(args.data, recipe)
+    x = data[0]
+    channels = x.shape[-1]
+    student, teacher = small_convnet(channels, recipe["width"]), small_convnet(channels, recipe["width"])
     teacher.load_state_dict(student.state_dict())
-    hidden, bottleneck, output = HEAD
-    student_head = DINOProjectionHead(64, hidden, bottleneck, output, freeze_last_layer=-1)
-    teacher_head = DINOProjectionHead(64, hidden, bottleneck, output)
+    hidden, bottleneck, output = recipe["head"]
+    feature_dim = 4 * recipe["width"]
+    student_head = DINOProjectionHead(feature_dim, hidden, bottleneck, output,
+                                      batch_norm=recipe["head_batch_norm"], freeze_last_layer=-1)
+    teacher_head = DINOProjectionHead(feature_dim, hidden, bottleneck, output,
+                                      batch_norm=recipe["head_batch_norm"])
     teacher_head.load_state_dict(student_head.state_dict())  # weight-normed: no deepcopy
     deactivate_requires_grad(teacher)
     deactivate_requires_grad(teacher_head)
-    result = {"epochs": args.epochs, "knn_random_init": knn(student, x, y, x_test, y_test)}
+    result = {"data": args.data, "seed": args.seed, "epochs": recipe["epochs"],
+              "knn_random_init": knn(student, data, recipe)}
+    grayscale = channels == 1
     transform = DINOTransform(
-        global_crop_size=28, local_crop_size=12, n_local_views=2, cj_strength=0.5, cj_sat=0.0,
-        cj_hue=0.0, random_gray_scale=0.0, gaussian_blur=(0.0, 0.0, 0.0), solarization_prob=0.0,
-        normalize=None,
+        global_crop_size=x.shape[1], local_crop_size=recipe["local_size"],
+        n_local_views=recipe["local_crops"], cj_strength=0.5, cj_sat=0.0 if grayscale else 0.8,
+        cj_hue=0.0 if grayscale else 0.2, random_gray_scale=0.0 if grayscale else 0.2,
+        gaussian_blur=(0.0, 0.0, 0.0), solarization_prob=0.0, normalize=None,
     )
-    loader = torch.utils.data.DataLoader(Views(x, transform), batch_size=BATCH, shuffle=True,
+    loader = torch.utils.data.DataLoader(Views(x, transform), batch_size=recipe["batch"], shuffle=True,
                                          drop_last=True, num_workers=1, persistent_workers=True)
     criterion = DINOLoss(output_dim=output, warmup_teacher_temp_epochs=0)
-    optimizer = torch.optim.AdamW([*student.parameters(), *student_head.parameters()], lr=1e-3,
-                                  weight_decay=0.04)
-    total, step, losses, entropies = args.epochs * len(loader), 0, [], []
+    parameters = [*student.parameters(), *student_head.parameters()]
+    if recipe["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(parameters, lr=recipe["learning_rate"], momentum=0.9,
+                                    weight_decay=recipe["weight_decay"])
+    else:
+        optimizer = torch.optim.AdamW(parameters, lr=recipe["learning_rate"],
+                                      weight_decay=recipe["weight_decay"])
+    total, step, losses, entropies = recipe["epochs"] * len(loader), 0, [], []
     start = time.perf_counter()
-    for epoch in range(args.epochs):
+    for epoch in range(recipe["epochs"]):
         epoch_losses, epoch_entropies = [], []
         for views in loader:
-            momentum = cosine_schedule(step, total, 0.996, 1.0)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(recipe, step, total, len(loader))
+            momentum = cosine_schedule(step, total, recipe["momentum_start"], 1.0)
             update_momentum(student, teacher, momentum)
             update_momentum(student_head, teacher_head, momentum)
             teacher_out = [teacher_head(teacher(view)) for view in views[:2]]
@@ -119,6 +161,9 @@ def main(argv=None):
             loss = criterion(teacher_out, student_out, epoch=epoch)
             optimizer.zero_grad()
             loss.backward()
+            for parameter in parameters:
+                if parameter.grad is not None:
+                    torch.nn.utils.clip_grad_norm_(parameter, 3.0)
             optimizer.step()
             epoch_losses.append(float(loss.detach()))
             step += 1
@@ -127,12 +172,14 @@ def main(argv=None):
         print(f"epoch {epoch}: loss {losses[-1]:.3f} teacher entropy {entropies[-1]:.3f}", flush=True)
     result.update(
         train_s=round(time.perf_counter() - start, 1), log_k=math.log(output), loss=losses,
-        teacher_entropy=entropies, knn_teacher=knn(teacher, x, y, x_test, y_test),
-        knn_student=knn(student, x, y, x_test, y_test), torch=torch.__version__,
+        teacher_entropy=entropies, knn_teacher=knn(teacher, data, recipe),
+        knn_student=knn(student, data, recipe), torch=torch.__version__,
     )
     print(json.dumps(result, indent=1))
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
+    name = "lightly" + ("" if args.data == "mnist" else f"-{args.data}") + (f"-seed{args.seed}" if args.seed else "")
+    out = pathlib.Path(args.out or HERE / "results" / "dino-small-budget" / f"{name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

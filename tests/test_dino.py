@@ -9,6 +9,7 @@ import pytest
 import kerassl
 from kerassl import losses_distill
 from kerassl.methods.dino import DINO, DINOHead, batch_statistics
+from tests.conftest import shared_data_file
 from tests.method_harness import run_method_test, tiny_data
 
 
@@ -211,6 +212,21 @@ def test_bad_arguments_are_clear(make_encoder):
         DINO(make_encoder(), num_local_crops=-1)
     with pytest.raises(TypeError, match="Keras model"):
         DINO("resnet")
+    with pytest.raises(ValueError, match="head_batch_norm"):
+        DINO(make_encoder(), head_batch_norm="yes")
+
+
+def test_head_batch_norm_auto_is_on_for_convnets_and_off_for_vits(make_encoder):
+    def head_has_batch_norm(model):
+        return any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.head._flatten_layers())
+
+    assert head_has_batch_norm(make_dino(make_encoder()))
+    assert not head_has_batch_norm(make_dino(tiny_vit()))
+    assert not head_has_batch_norm(make_dino(make_encoder(), head_batch_norm=False))
+    assert head_has_batch_norm(make_dino(tiny_vit(), head_batch_norm=True))
+    model = make_dino(make_encoder(), head_batch_norm=False)
+    restored = DINO.from_config(model.get_config())
+    assert restored.head_batch_norm is False and not head_has_batch_norm(restored)
 
 
 def test_frozen_teacher_batchnorm_uses_batch_statistics(make_encoder):
@@ -291,3 +307,85 @@ def test_vit_no_collapse_and_knn_above_random_init_on_digits():
     assert 0.05 * math.log(256) < entropy < 0.95 * math.log(256)
     assert batch_entropy > entropy + 0.1
     assert accuracy > baseline + 0.02
+
+
+def calibrate_batchnorm(encoder, images, batch_size=250, passes=2):
+    """A random init's BatchNorm moving statistics, estimated on clean images.
+
+    Keras starts them at mean 0 / variance 1; a trained encoder's are the
+    data's. Comparing against the calibrated init keeps a "DINO beats random
+    init" gain from being only new statistics.
+    """
+    images = images.astype("float32") / 255.0
+    for _ in range(passes):
+        for start in range(0, len(images), batch_size):
+            encoder(images[start : start + batch_size], training=True)
+
+
+def dino_on_cifar10(seed=0, epochs=6):
+    """DINO on 10,000 CIFAR-10 images, the recipe of `benchmarks/dino_small_budget.py --data cifar10`.
+
+    small_convnet(width 16, 64 features); head 2048-256-2048 with BatchNorm
+    (the "auto" default for convnets); 2 global + 2 local crops (14 px);
+    teacher momentum 0.99 -> 1; SGD(0.9) at 0.06, 1-epoch warm-up then
+    cosine; batch 256; 6 epochs = 240 steps. kNN k=20 with the first 5,000
+    training images as bank and 2,000 random test images as queries (the
+    benchmark draws its own subset and uses all 10,000 test images).
+    """
+    path = shared_data_file("cifar10-jpeg.tar.gz")
+    (x, y), (x_test, y_test) = kerassl.datasets.cifar10(path=path, train_limit=10000, test_limit=2000)
+
+    def knn(encoder):
+        return kerassl.evaluate.knn_accuracy(encoder, x[:5000], y[:5000], x_test, y_test, k=20, verbose=False)
+
+    def encoder_fn():
+        return kerassl.backbones.small_convnet((32, 32, 3), width=16, feature_dim=None)
+
+    keras.utils.set_random_seed(seed)
+    random_init = encoder_fn()
+    result = dict(random_init=knn(random_init))
+    calibrate_batchnorm(random_init, x[:5000])
+    result.update(random_init_calibrated=knn(random_init))
+    keras.utils.set_random_seed(seed)
+    steps_per_epoch = math.ceil(len(x) / 256)
+    learning_rate = keras.optimizers.schedules.CosineDecay(
+        0.0, (epochs - 1) * steps_per_epoch, warmup_target=0.06, warmup_steps=steps_per_epoch
+    )
+    model = DINO(
+        encoder_fn(), head_hidden_dim=2048, head_bottleneck_dim=256, head_output_dim=2048,
+        num_local_crops=2, momentum_start=0.99, seed=seed,
+    )
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9))
+    history = model.fit(x, batch_size=256, epochs=epochs, verbose=0).history
+    result.update(
+        teacher=knn(model.encoder), student=knn(model.student_encoder),
+        entropy=history["teacher_entropy"][-1], batch_entropy=history["teacher_batch_entropy"][-1],
+        loss=history["loss"][-1],
+    )
+    print({key: round(value, 4) for key, value in result.items()})
+    return result
+
+
+# Measured with dino_on_cifar10 on TF (2 cores, 2026-11-28), seeds 0 / 1 / 2: kNN accuracy of
+# the random init (its BatchNorm statistics calibrated on the data), the teacher, the student;
+# teacher entropy and batch entropy after epoch 6 (log K = 7.62).
+MEASURED_CIFAR10 = (
+    "random init 0.358 / 0.342 / 0.335 (calibrated 0.327 / 0.314 / 0.318), "
+    "teacher 0.294 / 0.290 / 0.319, student 0.296 / 0.302 / 0.314, "
+    "entropy 7.08 / 7.02 / 7.18, batch entropy 7.56 / 7.54 / 7.59"
+)
+
+
+@pytest.mark.slow
+def test_convnet_targets_stay_sharp_and_diverse_on_cifar10():
+    result = dino_on_cifar10(seed=0)
+    log_k = math.log(2048)
+    # No collapse: neither one-hot (entropy near 0) nor uniform (near log K), and the
+    # targets differ between images (the batch-mean target is flatter than each one).
+    assert 0.2 * log_k < result["entropy"] < 0.97 * log_k
+    assert result["batch_entropy"] > result["entropy"] + 0.2
+    if result["teacher"] <= result["random_init"]:
+        pytest.xfail(
+            f"no kNN gain at this budget: teacher {result['teacher']:.3f} <= random init "
+            f"{result['random_init']:.3f}; DINO stays experimental (measured: {MEASURED_CIFAR10})"
+        )
