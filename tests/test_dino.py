@@ -132,10 +132,13 @@ def test_ema_step_multi_crop_shapes_and_centre_update():
         teacher.assign(teacher + rng.normal(size=teacher.shape).astype("float32") * 0.1)
     teacher_before = [keras.ops.convert_to_numpy(t) for t, _ in pairs]
     student_before = [keras.ops.convert_to_numpy(s) for _, s in pairs]
+    # A step after the first (the first sets the teacher to the student).
+    model.step_counter.assign(1.0)
+    m = 1.0 - 0.1 * (math.cos(math.pi * 1 / 10) + 1) / 2
     model.fit(images, batch_size=4, epochs=1, verbose=0)
     for (teacher, student), t0, s0 in zip(pairs, teacher_before, student_before):
         np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(teacher), 0.9 * t0 + 0.1 * s0, rtol=1e-5, atol=1e-6
+            keras.ops.convert_to_numpy(teacher), m * t0 + (1 - m) * s0, rtol=1e-5, atol=1e-6
         )
     assert not np.allclose(keras.ops.convert_to_numpy(pairs[-1][1]), student_before[-1])
 
@@ -152,8 +155,8 @@ def test_ema_step_multi_crop_shapes_and_centre_update():
         rtol=1e-5,
         atol=1e-6,
     )
-    momentum = 1.0 - 0.1 * (math.cos(math.pi * 1 / 10) + 1) / 2
-    value = float(keras.ops.convert_to_numpy(model.teacher_momentum_at(1.0)))
+    momentum = 1.0 - 0.1 * (math.cos(math.pi * 2 / 10) + 1) / 2
+    value = float(keras.ops.convert_to_numpy(model.teacher_momentum_at(2.0)))
     assert value == pytest.approx(momentum, rel=1e-6)
 
 
@@ -184,6 +187,25 @@ def test_built_before_compile_trains_in_several_fits():
     after = model.encoder.predict(images, verbose=0)
     assert np.all(np.isfinite(after)) and not np.allclose(before, after)
 
+
+
+@pytest.mark.parametrize("encoder", ["convnet", "vit"])
+def test_teacher_starts_as_the_student_when_fit_builds_the_model(encoder, make_encoder):
+    # Regression: `fit` builds an unbuilt model in a stateless symbolic pass that
+    # drops assignments, so the copy in `build` was lost and the teacher started as
+    # an independent random network. With a zero learning rate the student stays
+    # put and every EMA step keeps teacher == student, so after one step they match.
+    images, _ = tiny_data((16, 16, 3), count=8)
+    model = make_dino(make_encoder((16, 16, 3)) if encoder == "convnet" else tiny_vit(), num_local_crops=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    model.fit(images, batch_size=8, epochs=1, verbose=0)
+    student_weights = {id(v) for v in model.student_encoder.trainable_weights + model.head.trainable_weights}
+    pairs = [(t, s) for t, s in model.ema_pairs() if id(s) in student_weights]
+    assert pairs
+    for teacher, student in pairs:
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(teacher), keras.ops.convert_to_numpy(student), atol=1e-6, err_msg=teacher.path
+        )
 
 def test_works_with_a_convnet_encoder_and_sets_the_schedule_length(make_encoder):
     model = make_dino(make_encoder((16, 16, 3)))
@@ -255,13 +277,13 @@ def test_frozen_teacher_batchnorm_uses_batch_statistics(make_encoder):
 # Measured on TF (2 shared cores, load 5-10, 2026-11-28), sklearn digits at 16 px, batch
 # 128, 10 epochs = 120 steps (fit about 40-60 s), small_convnet(width 32, feature_dim 128),
 # head 256-64-256, 2 local crops, AdamW(1e-3, wd 0.04), momentum 0.99 -> 1:
-#   teacher on moving statistics (before the fix): entropy 5.544, batch entropy 5.544
+#   teacher on moving statistics (an early bug): entropy 5.544, batch entropy 5.544
 #     (log K = 5.545): every image got the same, uniform target.
-#   teacher on batch statistics: entropy 3.2 after epoch 2, 4.86-4.90 after epoch 10,
-#     batch entropy 5.51-5.52.
-#   kNN (k=20): random init 0.939, DINO teacher 0.82-0.85: no gain within this budget
-#     (also none with momentum 0.9/0.95, K=64, lr 3e-4/3e-3, lr warm-up, teacher
-#     temperature warm-up 0.04 -> 0.07, no local crops, or a frozen last layer).
+#   teacher on batch statistics, before the teacher-initialization fix (the teacher began
+#     as an independent random network): entropy 4.86-4.90, batch entropy 5.51-5.52,
+#     kNN (k=20) random init 0.939, teacher 0.82-0.85.
+#   after that fix, with BatchNorm in the head ("auto" for convnets): entropy 4.14, batch
+#     entropy 5.40; teacher kNN 0.872 against 0.939: still no gain within this budget.
 def dino_on_digits(encoder_fn, epochs=10):
     (x, y), (x_test, y_test) = kerassl.datasets.load_digits(image_size=16)
     keras.utils.set_random_seed(0)
@@ -294,8 +316,8 @@ def test_convnet_teacher_targets_differ_between_images_on_digits():
 @pytest.mark.xfail(
     strict=True,
     reason="measured on TF (2 shared cores): a tiny ViT at 16 px, 10 epochs (120 steps), "
-    "ends in uniform collapse (teacher entropy 5.540 of log 256 = 5.545, batch entropy "
-    "5.544; kNN 0.78 vs 0.797 random init). At init the ViT maps every image to nearly the "
+    "ends in uniform collapse (teacher entropy 5.545 of log 256 = 5.545, batch entropy "
+    "5.545; kNN 0.764 vs 0.797 random init; also after the teacher-initialization fix). At init the ViT maps every image to nearly the "
     "same direction (bottleneck cosine 0.994), so the teacher's targets are uniform and "
     "the same for all images from step 0; this budget does not break that symmetry. "
     "strict: passing means fixed.",
@@ -366,13 +388,12 @@ def dino_on_cifar10(seed=0, epochs=6):
     return result
 
 
-# Measured with dino_on_cifar10 on TF (2 cores, 2026-11-28), seeds 0 / 1 / 2: kNN accuracy of
-# the random init (its BatchNorm statistics calibrated on the data), the teacher, the student;
-# teacher entropy and batch entropy after epoch 6 (log K = 7.62).
+# Measured with dino_on_cifar10 on TF (2 cores, 2026-11-28), seed 0, after the
+# teacher-initialization fix; log K = 7.62.
 MEASURED_CIFAR10 = (
-    "random init 0.358 / 0.342 / 0.335 (calibrated 0.327 / 0.314 / 0.318), "
-    "teacher 0.294 / 0.290 / 0.319, student 0.296 / 0.302 / 0.314, "
-    "entropy 7.08 / 7.02 / 7.18, batch entropy 7.56 / 7.54 / 7.59"
+    "random init 0.358 (BatchNorm statistics of the data: 0.327), teacher 0.334, student 0.348, "
+    "entropy 6.68, batch entropy 7.48, loss 7.28; before the fix, seeds 0 / 1 / 2: teacher "
+    "0.294 / 0.290 / 0.319 against random inits 0.358 / 0.342 / 0.335, entropy 7.02-7.18"
 )
 
 
@@ -382,8 +403,9 @@ def test_convnet_targets_stay_sharp_and_diverse_on_cifar10():
     log_k = math.log(2048)
     # No collapse: neither one-hot (entropy near 0) nor uniform (near log K), and the
     # targets differ between images (the batch-mean target is flatter than each one).
-    assert 0.2 * log_k < result["entropy"] < 0.97 * log_k
-    assert result["batch_entropy"] > result["entropy"] + 0.2
+    # Measured 6.68 (0.88 log K) and 7.48; before the fix 7.02-7.18 and 7.54-7.59.
+    assert 0.2 * log_k < result["entropy"] < 0.95 * log_k
+    assert result["batch_entropy"] > result["entropy"] + 0.3
     if result["teacher"] <= result["random_init"]:
         pytest.xfail(
             f"no kNN gain at this budget: teacher {result['teacher']:.3f} <= random init "
