@@ -44,19 +44,7 @@ from kerassl.methods.dino import DINO, DINOHead  # noqa: E402
 import shared  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
-MNIST = HERE.parents[1] / "shared" / "data" / "mnist.npz"
 RECIPES = shared.DINO_SMALL_BUDGET_RECIPES
-
-
-def load(data, recipe):
-    """(x, y, x_test, y_test) uint8 NHWC; the same images as the lightly twin."""
-    if data == "mnist":
-        arrays = np.load(MNIST)
-        n, q = recipe["train_images"], recipe["queries"]
-        return (arrays["x_train"][:n, ..., None], arrays["y_train"][:n],
-                arrays["x_test"][:q, ..., None], arrays["y_test"][:q])
-    return shared.quality_data(dict(data="cifar10", train_size=recipe["train_images"],
-                                    test_size=recipe["queries"]))
 
 
 def knn(encoder, data, recipe):
@@ -100,7 +88,7 @@ def main(argv=None):
                         help="default: results/dino-small-budget/kerassl[-cifar10][-seedN].json")
     args = parser.parse_args(argv)
     recipe = dict(RECIPES[args.data], epochs=args.epochs or RECIPES[args.data]["epochs"])
-    data = load(args.data, recipe)
+    data = shared.dino_small_budget_data(args.data, recipe)
     x = data[0]
     encoder = lambda: kerassl.backbones.small_convnet(input_shape=x.shape[1:], width=recipe["width"],
                                                        feature_dim=None)

@@ -36,7 +36,6 @@ import shared  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 RECIPES = shared.DINO_SMALL_BUDGET_RECIPES
-MNIST = HERE.parents[1] / "shared" / "data" / "mnist.npz"
 
 
 def small_convnet(channels, width=16):
@@ -80,16 +79,6 @@ def knn(network, data, recipe):
                                k=recipe["k"], temperature=recipe["knn_temperature"])
 
 
-def load(data, recipe):
-    if data == "mnist":
-        arrays = np.load(MNIST)
-        n, q = recipe["train_images"], recipe["queries"]
-        return (arrays["x_train"][:n, ..., None], arrays["y_train"][:n],
-                arrays["x_test"][:q, ..., None], arrays["y_test"][:q])
-    return shared.quality_data(dict(data="cifar10", train_size=recipe["train_images"],
-                                    test_size=recipe["queries"]))
-
-
 def learning_rate(recipe, step, total, steps_per_epoch):
     """Linear warm-up over `warmup_epochs`, then cosine decay to 0 (Keras' CosineDecay)."""
     warmup = recipe["warmup_epochs"] * steps_per_epoch
@@ -110,7 +99,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     recipe = dict(RECIPES[args.data], epochs=args.epochs or RECIPES[args.data]["epochs"])
     torch.manual_seed(args.seed)
-    data = load(args.data, recipe)
+    data = shared.dino_small_budget_data(args.data, recipe)
     x = data[0]
     channels = x.shape[-1]
     student, teacher = small_convnet(channels, recipe["width"]), small_convnet(channels, recipe["width"])

@@ -120,6 +120,16 @@ def quality_data(config):
     return x_train, y_train, x_test, y_test
 
 
+def dino_small_budget_data(data, recipe):
+    """(x, y, x_test, y_test) uint8 NHWC for a `DINO_SMALL_BUDGET_RECIPES` entry, on both sides."""
+    if data == "mnist":
+        with np.load(DEFAULT_TARBALL.parent / "mnist.npz") as arrays:
+            n, q = recipe["train_images"], recipe["queries"]
+            return (arrays["x_train"][:n, ..., None], arrays["y_train"][:n],
+                    arrays["x_test"][:q, ..., None], arrays["y_test"][:q])
+    return quality_data(dict(data="cifar10", train_size=recipe["train_images"],
+                             test_size=recipe["queries"]))
+
 def knn_accuracy(bank, bank_labels, queries, query_labels, k=200, temperature=0.1,
                  num_classes=10, chunk=1000):
     """Weighted kNN accuracy on cosine similarity (InstDisc; lightly's `knn_predict`).

@@ -188,7 +188,6 @@ def test_built_before_compile_trains_in_several_fits():
     assert np.all(np.isfinite(after)) and not np.allclose(before, after)
 
 
-
 @pytest.mark.parametrize("encoder", ["convnet", "vit"])
 def test_teacher_starts_as_the_student_when_fit_builds_the_model(encoder, make_encoder):
     # Regression: `fit` builds an unbuilt model in a stateless symbolic pass that
@@ -206,6 +205,7 @@ def test_teacher_starts_as_the_student_when_fit_builds_the_model(encoder, make_e
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(teacher), keras.ops.convert_to_numpy(student), atol=1e-6, err_msg=teacher.path
         )
+
 
 def test_works_with_a_convnet_encoder_and_sets_the_schedule_length(make_encoder):
     model = make_dino(make_encoder((16, 16, 3)))
