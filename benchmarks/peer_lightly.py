@@ -457,32 +457,53 @@ def quality(config):
     knn_seconds = time.perf_counter() - started
     loader = ssl_loader(x_train, y_train, config, config["seed"])
     model.train()
-    history, times = [], []
-    started = time.perf_counter()
-    for _ in range(config["epochs"]):
-        losses = []
-        start = time.perf_counter()
-        for views, _ in loader:
-            losses.append(train_step(model, criterion, optimizer, schedule, views, config["precision"]))
-            end = time.perf_counter()
-            times.append(end - start)
-            start = end
-        history.append({"loss": float(np.mean(losses))})
-    train_seconds = time.perf_counter() - started
+    run = train_epochs(
+        loader, config,
+        lambda views: train_step(model, criterion, optimizer, schedule, views, config["precision"]),
+    )
     trained = shared.knn_accuracy(
         features(model.backbone, x_train), y_train, features(model.backbone, x_test), y_test, **knn
     )
     return {
         "knn_accuracy": trained,
         "knn_accuracy_random_init": random_init,
-        "train_s": round(train_seconds, 1),
         "knn_s": round(knn_seconds, 1),
-        "steps": total_steps,
-        "train_images_per_s": total_steps * config["batch_size"] / max(train_seconds, 1e-9),
-        "median_step_s": float(np.median(times[1:] or times)),
-        "history": history,
+        **training_fields(run, total_steps, config),
         "parameters": sum(p.numel() for p in model.backbone.parameters()),
         "versions": versions(),
+    }
+
+
+def train_epochs(loader, config, step):
+    """`config["epochs"]` passes over `loader`, `step(views)` per batch.
+
+    Returns:
+        dict: per-epoch mean losses (`history`), per-step wall times (`times`,
+        loading included) and the total `train_seconds`.
+    """
+    history, times = [], []
+    started = time.perf_counter()
+    for _ in range(config["epochs"]):
+        losses = []
+        start = time.perf_counter()
+        for views, _ in loader:
+            losses.append(step(views))
+            end = time.perf_counter()
+            times.append(end - start)
+            start = end
+        history.append({"loss": float(np.mean(losses))})
+    return {"history": history, "times": times, "train_seconds": time.perf_counter() - started}
+
+
+def training_fields(run, total_steps, config):
+    """The result fields a quality row reports about its training run."""
+    times = run["times"]
+    return {
+        "train_s": round(run["train_seconds"], 1),
+        "steps": total_steps,
+        "train_images_per_s": total_steps * config["batch_size"] / max(run["train_seconds"], 1e-9),
+        "median_step_s": float(np.median(times[1:] or times)),
+        "history": run["history"],
     }
 
 
@@ -515,27 +536,12 @@ def vit_quality(config):
     knn_seconds = time.perf_counter() - started
     loader = ssl_loader(x_train, y_train, config, config["seed"], trainer.transform)
     model.train()
-    history, times = [], []
-    started = time.perf_counter()
-    for _ in range(config["epochs"]):
-        losses = []
-        start = time.perf_counter()
-        for views, _ in loader:
-            losses.append(trainer.step(views))
-            end = time.perf_counter()
-            times.append(end - start)
-            start = end
-        history.append({"loss": float(np.mean(losses))})
-    train_seconds = time.perf_counter() - started
+    run = train_epochs(loader, config, trainer.step)
     result = {
         "knn_accuracy": knn_of(backbone),
         "knn_accuracy_random_init": random_init,
-        "train_s": round(train_seconds, 1),
         "knn_s": round(knn_seconds, 1),
-        "steps": total_steps,
-        "train_images_per_s": total_steps * config["batch_size"] / max(train_seconds, 1e-9),
-        "median_step_s": float(np.median(times[1:] or times)),
-        "history": history,
+        **training_fields(run, total_steps, config),
         "parameters": sum(p.numel() for p in trainer.encoder.parameters()),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "feature_normalization": "imagenet",
