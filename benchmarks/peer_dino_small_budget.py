@@ -118,7 +118,8 @@ def main(argv=None):
     grayscale = channels == 1
     transform = DINOTransform(
         global_crop_size=x.shape[1], local_crop_size=recipe["local_size"],
-        n_local_views=recipe["local_crops"], cj_strength=0.5, cj_sat=0.0 if grayscale else 0.8,
+        n_local_views=recipe["local_crops"], hf_prob=0.5 if recipe["flip"] else 0.0,
+        cj_strength=0.5, cj_sat=0.0 if grayscale else 0.8,
         cj_hue=0.0 if grayscale else 0.2, random_gray_scale=0.0 if grayscale else 0.2,
         gaussian_blur=(0.0, 0.0, 0.0), solarization_prob=0.0, normalize=None,
     )

@@ -33,14 +33,16 @@ CACHE_DIR = pathlib.Path(
 
 # The two recipes of dino_small_budget.py and its lightly twin (see its docstring).
 DINO_SMALL_BUDGET_RECIPES = {
+    # Short-run settings (tests/test_dino.py): no local crops and teacher momentum from
+    # 0.96, so the teacher learns within a few hundred steps; no flips on digits.
     "mnist": dict(train_images=2000, bank=1000, queries=1000, width=16, head=(512, 64, 1024),
-                  head_batch_norm=False, local_crops=2, local_size=12, batch=128, epochs=8,
-                  optimizer="adamw", learning_rate=1e-3, weight_decay=0.04, warmup_epochs=0,
-                  momentum_start=0.996, k=20, knn_temperature=0.1),
+                  head_batch_norm=True, local_crops=0, local_size=12, flip=False, batch=128,
+                  epochs=20, optimizer="adamw", learning_rate=1e-3, weight_decay=0.04,
+                  warmup_epochs=0, momentum_start=0.96, k=20, knn_temperature=0.1),
     "cifar10": dict(train_images=10000, bank=5000, queries=10000, width=16, head=(2048, 256, 2048),
-                    head_batch_norm=True, local_crops=2, local_size=14, batch=256, epochs=6,
-                    optimizer="sgd", learning_rate=0.06, weight_decay=0.0, warmup_epochs=1,
-                    momentum_start=0.99, k=20, knn_temperature=0.1),
+                    head_batch_norm=True, local_crops=0, local_size=14, flip=True, batch=256,
+                    epochs=10, optimizer="sgd", learning_rate=0.06, weight_decay=0.0,
+                    warmup_epochs=1, momentum_start=0.96, k=20, knn_temperature=0.1),
 }
 
 

@@ -33,6 +33,7 @@ from kerassl import (  # noqa: E402
 from kerassl.finetune import finetune  # noqa: E402
 from kerassl.methods import (  # noqa: E402
     CLIP,
+    DINO,
     GAN,
     MAE,
     Autoencoder,
@@ -44,6 +45,7 @@ from kerassl.methods import (  # noqa: E402
 
 __all__ = [
     "CLIP",
+    "DINO",
     "GAN",
     "MAE",
     "Autoencoder",

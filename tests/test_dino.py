@@ -331,6 +331,78 @@ def test_vit_no_collapse_and_knn_above_random_init_on_digits():
     assert accuracy > baseline + 0.02
 
 
+def random_init_knn(encoder_fn, knn, seed, count=5):
+    """kNN of `count` random-init encoders (seeds `seed`, `seed + 1`, ...).
+
+    A random convnet's kNN accuracy varies widely with its draw (MNIST recipe
+    below, seeds 0-9 on JAX: 0.547-0.728), so a learning test compares with
+    their mean; the first entry is the init that training starts from.
+    """
+    scores = []
+    for offset in range(count):
+        keras.utils.set_random_seed(seed + offset)
+        scores.append(knn(encoder_fn()))
+    return scores
+
+
+def dino_on_mnist(seed=0, epochs=20):
+    """DINO on 2,000 MNIST images, the recipe of `benchmarks/dino_small_budget.py --data mnist`.
+
+    small_convnet(width 16, 64 features); head 512-64-1024 with BatchNorm;
+    2 global crops, no local crops, no flips (a mirrored digit is another
+    shape); teacher momentum 0.96 -> 1; AdamW(1e-3, wd 0.04); batch 128;
+    20 epochs = 320 steps. kNN as the RotNet and Jigsaw tests: k=20, the
+    first 1,000 training images as bank, 1,000 test queries.
+    """
+    (x, y), (x_test, y_test) = kerassl.datasets.mnist(
+        path=shared_data_file("mnist.npz"), train_limit=2000, test_limit=1000
+    )
+
+    def knn(encoder):
+        return kerassl.evaluate.knn_accuracy(encoder, x[:1000], y[:1000], x_test, y_test, k=20, verbose=False)
+
+    def encoder_fn():
+        return kerassl.backbones.small_convnet((28, 28, 1), width=16, feature_dim=None)
+
+    random_inits = random_init_knn(encoder_fn, knn, seed)
+    result = dict(random_init=random_inits[0], random_init_mean=float(np.mean(random_inits)))
+    keras.utils.set_random_seed(seed)
+    augmenter = lambda offset: kerassl.augment.simclr_augmenter(  # noqa: E731
+        28, 1, scale=(0.4, 1.0), flip=False, seed=seed + offset, name=f"augmenter_{offset}"
+    )
+    model = DINO(
+        encoder_fn(), head_hidden_dim=512, head_bottleneck_dim=64, head_output_dim=1024,
+        num_local_crops=0, momentum_start=0.96, global_augmenter=augmenter(0), seed=seed,
+    )
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.04))
+    history = model.fit(x, batch_size=128, epochs=epochs, verbose=0).history
+    result.update(
+        teacher=knn(model.encoder), student=knn(model.student_encoder),
+        entropy=history["teacher_entropy"][-1], batch_entropy=history["teacher_batch_entropy"][-1],
+        loss=history["loss"][-1],
+    )
+    print({key: round(value, 4) for key, value in result.items()})
+    return result
+
+
+@pytest.mark.slow
+def test_convnet_teacher_beats_random_init_by_knn_on_mnist():
+    # Measured with dino_on_mnist (2 cores, 2026-11-28; fit about 50 s on TF), seed 0:
+    #   TF: random inits 0.561 (the one trained) and 0.592 mean of 5 (0.513-0.636),
+    #     teacher 0.741, student 0.754, entropy 0.89 and batch entropy 3.98 of log K 6.93.
+    #   JAX: random inits 0.728 (the luckiest of 10 draws, 0.547-0.728) and 0.627
+    #     mean of 5, teacher 0.720, student 0.742; 30 epochs: teacher 0.750.
+    # A scratch script with other init draws, teacher against its random init: seeds
+    # 0 / 1 / 4 0.686 / 0.753 / 0.748 against 0.561 / 0.636 / 0.513; with flips (the
+    # default augmenter) seed 0 0.652; with 2 local crops seed 1 0.697; with 2 local
+    # crops, flips and momentum from 0.99 (the earlier recipe) 0.472.
+    result = dino_on_mnist(seed=0)
+    log_k = math.log(1024)
+    assert 0.05 * log_k < result["entropy"] < 0.95 * log_k, result
+    assert result["batch_entropy"] > result["entropy"] + 0.3, result
+    assert result["teacher"] > result["random_init_mean"] + 0.05, result
+
+
 def calibrate_batchnorm(encoder, images, batch_size=250, passes=2):
     """A random init's BatchNorm moving statistics, estimated on clean images.
 
@@ -344,13 +416,13 @@ def calibrate_batchnorm(encoder, images, batch_size=250, passes=2):
             encoder(images[start : start + batch_size], training=True)
 
 
-def dino_on_cifar10(seed=0, epochs=6):
+def dino_on_cifar10(seed=0, epochs=10):
     """DINO on 10,000 CIFAR-10 images, the recipe of `benchmarks/dino_small_budget.py --data cifar10`.
 
     small_convnet(width 16, 64 features); head 2048-256-2048 with BatchNorm
-    (the "auto" default for convnets); 2 global + 2 local crops (14 px);
-    teacher momentum 0.99 -> 1; SGD(0.9) at 0.06, 1-epoch warm-up then
-    cosine; batch 256; 6 epochs = 240 steps. kNN k=20 with the first 5,000
+    (the "auto" default for convnets); 2 global crops, no local crops;
+    teacher momentum 0.96 -> 1; SGD(0.9) at 0.06, 1-epoch warm-up then
+    cosine; batch 256; 10 epochs = 400 steps. kNN k=20 with the first 5,000
     training images as bank and 2,000 random test images as queries (the
     benchmark draws its own subset and uses all 10,000 test images).
     """
@@ -363,9 +435,10 @@ def dino_on_cifar10(seed=0, epochs=6):
     def encoder_fn():
         return kerassl.backbones.small_convnet((32, 32, 3), width=16, feature_dim=None)
 
+    random_inits = random_init_knn(encoder_fn, knn, seed)
+    result = dict(random_init=random_inits[0], random_init_mean=float(np.mean(random_inits)))
     keras.utils.set_random_seed(seed)
     random_init = encoder_fn()
-    result = dict(random_init=knn(random_init))
     calibrate_batchnorm(random_init, x[:5000])
     result.update(random_init_calibrated=knn(random_init))
     keras.utils.set_random_seed(seed)
@@ -375,7 +448,7 @@ def dino_on_cifar10(seed=0, epochs=6):
     )
     model = DINO(
         encoder_fn(), head_hidden_dim=2048, head_bottleneck_dim=256, head_output_dim=2048,
-        num_local_crops=2, momentum_start=0.99, seed=seed,
+        num_local_crops=0, momentum_start=0.96, seed=seed,
     )
     model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9))
     history = model.fit(x, batch_size=256, epochs=epochs, verbose=0).history
@@ -388,26 +461,17 @@ def dino_on_cifar10(seed=0, epochs=6):
     return result
 
 
-# Measured with dino_on_cifar10 on TF (2 cores, 2026-11-28), seed 0, after the
-# teacher-initialization fix; log K = 7.62.
-MEASURED_CIFAR10 = (
-    "random init 0.358 (BatchNorm statistics of the data: 0.327), teacher 0.334, student 0.348, "
-    "entropy 6.68, batch entropy 7.48, loss 7.28; before the fix, seeds 0 / 1 / 2: teacher "
-    "0.294 / 0.290 / 0.319 against random inits 0.358 / 0.342 / 0.335, entropy 7.02-7.18"
-)
-
-
 @pytest.mark.slow
-def test_convnet_targets_stay_sharp_and_diverse_on_cifar10():
+def test_convnet_teacher_beats_random_init_by_knn_on_cifar10():
+    # Measured with dino_on_cifar10 on TF (2 cores, 2026-11-28; fit about 190 s), seed 0:
+    # random inits 0.358 (the one trained; 0.327 with BatchNorm statistics of the data)
+    # and 0.338 mean of 5, teacher 0.406, student 0.408, entropy 2.73 and batch entropy
+    # 5.23 of log K = 7.62. The earlier recipe (2 local crops, momentum from 0.99,
+    # 6 epochs) gave teacher 0.334 and entropy 6.68; this one at 6 epochs 0.376.
     result = dino_on_cifar10(seed=0)
     log_k = math.log(2048)
     # No collapse: neither one-hot (entropy near 0) nor uniform (near log K), and the
     # targets differ between images (the batch-mean target is flatter than each one).
-    # Measured 6.68 (0.88 log K) and 7.48; before the fix 7.02-7.18 and 7.54-7.59.
-    assert 0.2 * log_k < result["entropy"] < 0.95 * log_k
-    assert result["batch_entropy"] > result["entropy"] + 0.3
-    if result["teacher"] <= result["random_init"]:
-        pytest.xfail(
-            f"no kNN gain at this budget: teacher {result['teacher']:.3f} <= random init "
-            f"{result['random_init']:.3f}; DINO stays experimental (measured: {MEASURED_CIFAR10})"
-        )
+    assert 0.2 * log_k < result["entropy"] < 0.95 * log_k, result
+    assert result["batch_entropy"] > result["entropy"] + 0.3, result
+    assert result["teacher"] > result["random_init_mean"] + 0.025, result

@@ -3,6 +3,7 @@
 from kerassl.methods.autoencoder import Autoencoder
 from kerassl.methods.base import SSLMethod
 from kerassl.methods.clip import CLIP, ZeroShotClassifier
+from kerassl.methods.dino import DINO
 from kerassl.methods.gan import GAN
 from kerassl.methods.jigsaw import Jigsaw
 from kerassl.methods.mae import MAE
@@ -11,6 +12,7 @@ from kerassl.methods.simclr import SimCLR
 
 __all__ = [
     "CLIP",
+    "DINO",
     "GAN",
     "MAE",
     "Autoencoder",
