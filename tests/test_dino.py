@@ -345,6 +345,18 @@ def random_init_knn(encoder_fn, knn, seed, count=5):
     return scores
 
 
+def fit_and_score(model, x, batch_size, epochs, knn, result):
+    """Fits a compiled DINO; adds teacher/student kNN and the last epoch's metrics to `result`."""
+    history = model.fit(x, batch_size=batch_size, epochs=epochs, verbose=0).history
+    result.update(
+        teacher=knn(model.encoder), student=knn(model.student_encoder),
+        entropy=history["teacher_entropy"][-1], batch_entropy=history["teacher_batch_entropy"][-1],
+        loss=history["loss"][-1],
+    )
+    print({key: round(value, 4) for key, value in result.items()})
+    return result
+
+
 def dino_on_mnist(seed=0, epochs=20):
     """DINO on 2,000 MNIST images, the recipe of `benchmarks/dino_small_budget.py --data mnist`.
 
@@ -367,22 +379,15 @@ def dino_on_mnist(seed=0, epochs=20):
     random_inits = random_init_knn(encoder_fn, knn, seed)
     result = dict(random_init=random_inits[0], random_init_mean=float(np.mean(random_inits)))
     keras.utils.set_random_seed(seed)
-    augmenter = lambda offset: kerassl.augment.simclr_augmenter(  # noqa: E731
-        28, 1, scale=(0.4, 1.0), flip=False, seed=seed + offset, name=f"augmenter_{offset}"
+    no_flips = kerassl.augment.simclr_augmenter(
+        28, 1, scale=(0.4, 1.0), flip=False, seed=seed, name="global_augmenter"
     )
     model = DINO(
         encoder_fn(), head_hidden_dim=512, head_bottleneck_dim=64, head_output_dim=1024,
-        num_local_crops=0, momentum_start=0.96, global_augmenter=augmenter(0), seed=seed,
+        num_local_crops=0, momentum_start=0.96, global_augmenter=no_flips, seed=seed,
     )
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.04))
-    history = model.fit(x, batch_size=128, epochs=epochs, verbose=0).history
-    result.update(
-        teacher=knn(model.encoder), student=knn(model.student_encoder),
-        entropy=history["teacher_entropy"][-1], batch_entropy=history["teacher_batch_entropy"][-1],
-        loss=history["loss"][-1],
-    )
-    print({key: round(value, 4) for key, value in result.items()})
-    return result
+    return fit_and_score(model, x, 128, epochs, knn, result)
 
 
 @pytest.mark.slow
@@ -451,14 +456,7 @@ def dino_on_cifar10(seed=0, epochs=10):
         num_local_crops=0, momentum_start=0.96, seed=seed,
     )
     model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9))
-    history = model.fit(x, batch_size=256, epochs=epochs, verbose=0).history
-    result.update(
-        teacher=knn(model.encoder), student=knn(model.student_encoder),
-        entropy=history["teacher_entropy"][-1], batch_entropy=history["teacher_batch_entropy"][-1],
-        loss=history["loss"][-1],
-    )
-    print({key: round(value, 4) for key, value in result.items()})
-    return result
+    return fit_and_score(model, x, 256, epochs, knn, result)
 
 
 @pytest.mark.slow
