@@ -12,6 +12,8 @@ clf = kerassl.finetune(model.encoder, (x_few, y_few), num_classes=10)
 
 __version__ = "0.1.0"
 
+import sys  # noqa: E402
+
 from kerassl import (  # noqa: E402
     augment,
     backbones,
@@ -21,15 +23,25 @@ from kerassl import (  # noqa: E402
     heads,
     images,
     losses,
-    losses_clip,
-    losses_distill,
     methods,
-    retrieval,
     text,
-    vit,
     viz,
     zoo,
 )
+from kerassl.backbones import vit  # noqa: E402
+from kerassl.evaluate import retrieval  # noqa: E402
+from kerassl.losses import clip as losses_clip  # noqa: E402
+from kerassl.losses import distill as losses_distill  # noqa: E402
+
+# Modules of 0.1.0 that moved: `import kerassl.vit` and `from kerassl.vit import X`
+# keep working.
+MOVED_MODULES = {
+    "kerassl.vit": vit,
+    "kerassl.retrieval": retrieval,
+    "kerassl.losses_clip": losses_clip,
+    "kerassl.losses_distill": losses_distill,
+}
+sys.modules.update(MOVED_MODULES)
 from kerassl.finetune import finetune  # noqa: E402
 from kerassl.methods import (  # noqa: E402
     CLIP,

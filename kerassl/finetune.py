@@ -20,7 +20,7 @@ import math
 
 import keras
 
-from kerassl.evaluate import (
+from kerassl.evaluate.knn import (
     _dataset_image_spec,
     _extract,
     check_labels,

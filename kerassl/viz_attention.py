@@ -32,7 +32,7 @@ def attention_maps(encoder, images, path, max_images=8, per_head=True):
     Reference: Caron et al., "Emerging Properties in Self-Supervised Vision
     Transformers", ICCV 2021 (https://arxiv.org/abs/2104.14294).
     """
-    from kerassl import vit
+    from kerassl.backbones import vit
 
     if not isinstance(max_images, int) or max_images < 1:
         raise ValueError(f"max_images must be a positive int; got {max_images!r}.")

@@ -10,7 +10,7 @@ from keras import ops
 from kerassl.captions import check_class_names, check_pairs, check_templates
 from kerassl.images import check_numpy_images, to_float_images
 from kerassl.losses import l2_normalize
-from kerassl.losses_clip import clip_accuracy, clip_loss
+from kerassl.losses.clip import clip_accuracy, clip_loss
 from kerassl.methods.base import SSLMethod
 from kerassl.text import Tokenizer, warn_unknown_words
 

@@ -7,7 +7,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerassl import augment, heads, losses, losses_distill, vit
+from kerassl import augment, heads, losses
+from kerassl.backbones import vit
+from kerassl.losses import distill as losses_distill
 from kerassl.methods.base import SSLMethod, split_inputs
 
 register = keras.saving.register_keras_serializable(package="kerassl")

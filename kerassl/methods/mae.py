@@ -4,7 +4,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerassl import augment, losses_distill, vit
+from kerassl import augment
+from kerassl.backbones import vit
+from kerassl.losses import distill as losses_distill
 from kerassl.methods.base import SSLMethod, split_inputs
 
 register = keras.saving.register_keras_serializable(package="kerassl")

@@ -458,7 +458,7 @@ def feature_dim(encoder):
     return int(shape[1])
 
 
-from kerassl.vit import vit, vit_base, vit_small, vit_tiny  # noqa: E402
+from kerassl.backbones.vit import vit, vit_base, vit_small, vit_tiny  # noqa: E402
 
 _REGISTRY = {
     "resnet18": resnet18,

@@ -6,7 +6,7 @@ Language Supervision", ICML 2021 (https://arxiv.org/abs/2103.00020), figure 3.
 
 from keras import ops
 
-from kerassl.losses import check_pair, l2_normalize
+from kerassl.losses.contrastive import check_pair, l2_normalize
 
 
 def _check_scale(logit_scale):

@@ -638,5 +638,3 @@ class KNNMonitor(keras.callbacks.Callback):
         if logs is not None:
             logs["val_knn_accuracy"] = accuracy
 
-
-from kerassl.retrieval import retrieval_recall  # noqa: E402,F401  (CLIP's image-text recall)

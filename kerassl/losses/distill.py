@@ -9,7 +9,7 @@ import math
 
 from keras import ops
 
-from kerassl.losses import check_temperature
+from kerassl.losses.contrastive import check_temperature
 
 
 def _check_rank(x, rank, name, layout):
