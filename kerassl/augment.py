@@ -15,8 +15,7 @@ import keras
 from keras import ops
 
 from kerassl.images import check_image_shape
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 # ITU-R BT.601 luma, as torchvision's rgb_to_grayscale.
 LUMA = (0.299, 0.587, 0.114)

@@ -27,6 +27,7 @@ from kerassl.evaluate.knn import (
     is_dataset,
 )
 from kerassl.images import check_numpy_images, to_float_images
+from kerassl.registry import register
 
 MODES = ("linear", "full")
 HEADS = ("linear", "mlp")
@@ -59,7 +60,7 @@ def resolve_jit_compile(jit_compile="auto"):
     return False
 
 
-@keras.saving.register_keras_serializable(package="kerassl")
+@register
 class ScaledAdamW(keras.optimizers.AdamW):
     """AdamW that updates chosen variables with a scaled learning rate.
 
@@ -130,7 +131,7 @@ class ScaledAdamW(keras.optimizers.AdamW):
         return {**super().get_config(), "learning_rate_scale": self.learning_rate_scale}
 
 
-@keras.saving.register_keras_serializable(package="kerassl")
+@register
 class Classifier(keras.Model):
     """Images -> class probabilities: scaling, optional augmentation, encoder, head.
 

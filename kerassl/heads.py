@@ -3,11 +3,16 @@
 A head is a stack of Dense blocks; each block optionally adds BatchNorm and an
 activation. Each method's head only picks sizes, following the paper that
 defines it.
+
+Reference for `DINOHead`: Caron et al., "Emerging Properties in Self-Supervised
+Vision Transformers", ICCV 2021 (https://arxiv.org/abs/2104.14294).
 """
 
 import keras
+from keras import ops
 
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.losses import l2_normalize
+from kerassl.registry import register
 
 
 @register
@@ -105,3 +110,75 @@ def simclr_projection_head(hidden_dim=2048, output_dim=128, name="projection_hea
         name: str.
     """
     return MLPHead([hidden_dim, output_dim], name=name)
+
+
+@register
+class DINOHead(keras.layers.Layer):
+    """DINO's projection head: MLP, L2-normalized bottleneck, weight-normalized output.
+
+    "The projection head consists of a 3-layer multi-layer perceptron (MLP)
+    with hidden dimension 2048 followed by l2 normalization and a weight
+    normalized fully connected layer with K dimensions" (DINO, Sec. 3.1).
+    The last layer's weight norm has its gain fixed to 1 (the paper's
+    `norm_last_layer=True`, which it found steadier).
+
+    Args:
+        hidden_dim: int. Width of the hidden MLP layers.
+        bottleneck_dim: int. Size of the L2-normalized bottleneck.
+        output_dim: int. K, the number of "prototypes" (65536 in the paper
+            for ImageNet; a few thousand suit CIFAR-size data).
+        num_layers: int >= 1. MLP layers including the bottleneck layer.
+        batch_norm: bool. BatchNorm in the hidden MLP layers (off for ViTs).
+
+    Example:
+    ```python
+    head = kerassl.heads.DINOHead(2048, 256, 4096)
+    logits = head(features)  # (batch, 4096)
+    ```
+
+    Reference: Caron et al., ICCV 2021 (https://arxiv.org/abs/2104.14294).
+    """
+
+    def __init__(self, hidden_dim=2048, bottleneck_dim=256, output_dim=4096, num_layers=3, batch_norm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_dim = int(hidden_dim)
+        self.bottleneck_dim = int(bottleneck_dim)
+        self.output_dim = int(output_dim)
+        self.num_layers = int(num_layers)
+        self.batch_norm = bool(batch_norm)
+        if min(self.hidden_dim, self.bottleneck_dim, self.output_dim, self.num_layers) < 1:
+            raise ValueError(
+                "hidden_dim, bottleneck_dim, output_dim and num_layers must be positive; got "
+                f"{hidden_dim}, {bottleneck_dim}, {output_dim}, {num_layers}."
+            )
+        units = [self.hidden_dim] * (self.num_layers - 1) + [self.bottleneck_dim]
+        self.mlp = MLPHead(units, batch_norm=self.batch_norm, activation="gelu", name="mlp")
+
+    def build(self, input_shape):
+        self.mlp.build(input_shape)
+        self.prototypes = self.add_weight(
+            shape=(self.bottleneck_dim, self.output_dim),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="prototypes",
+        )
+        self.built = True
+
+    def call(self, features, training=False):
+        x = l2_normalize(self.mlp(features, training=training))
+        weight = ops.cast(self.prototypes, "float32")
+        weight = weight * ops.rsqrt(ops.maximum(ops.sum(ops.square(weight), axis=0, keepdims=True), 1e-12))
+        return ops.matmul(x, weight)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            hidden_dim=self.hidden_dim,
+            bottleneck_dim=self.bottleneck_dim,
+            output_dim=self.output_dim,
+            num_layers=self.num_layers,
+            batch_norm=self.batch_norm,
+        )
+        return config

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 PAD, UNKNOWN, START, END = "<pad>", "<unk>", "<start>", "<end>"
 SPECIAL_TOKENS = (PAD, UNKNOWN, START, END)
@@ -276,7 +276,7 @@ def warn_unknown_words(tokenizer, texts, what):
         )
 
 
-@register
+@register(name="TextTransformerBlock")
 class TransformerBlock(keras.layers.Layer):
     """Pre-norm transformer block: x + attention(LN(x)), then x + MLP(LN(x)).
 

@@ -17,8 +17,7 @@ from keras import ops
 
 from kerassl.augment import interpolation_matrix
 from kerassl.images import to_float_images
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 POSITION_EMBEDDINGS = ("learned", "sincos")
 POOLINGS = ("cls", "mean")
@@ -230,7 +229,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return config
 
 
-@register
+@register(name="ViTTransformerBlock")
 class TransformerBlock(keras.layers.Layer):
     """A pre-norm Transformer block: x + MSA(LN(x)), then x + MLP(LN(x)).
 
@@ -509,6 +508,21 @@ class VisionTransformer(keras.layers.Layer):
         return config
 
 
+def _split_input_shape(input_shape):
+    try:
+        height, width, channels = input_shape
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"input_shape must be (height, width, channels), e.g. (32, 32, 3); got {input_shape!r}."
+        ) from None
+    if height is None or width is None:
+        raise ValueError(
+            "A ViT needs fixed height and width in input_shape (its position embeddings are made "
+            f"for one patch grid; other sizes are interpolated when called); got {input_shape!r}."
+        )
+    return (height, width), channels
+
+
 def vit(
     image_size=32,
     patch_size=4,
@@ -521,6 +535,7 @@ def vit(
     pooling="cls",
     dropout=0.0,
     name="vit",
+    input_shape=None,
 ):
     """A Vision Transformer encoder of any size.
 
@@ -542,6 +557,8 @@ def vit(
         pooling: str. "cls" (CLS token) or "mean" (mean of patch tokens).
         dropout: float.
         name: str. The model name.
+        input_shape: (height, width, channels) or None. The signature every
+            backbone shares; when given it sets `image_size` and `channels`.
 
     Returns:
         A keras.Model mapping (B, H, W, C) images in [0, 1] to (B, hidden_dim).
@@ -553,6 +570,8 @@ def vit(
 
     Reference: Dosovitskiy et al., ICLR 2021 (https://arxiv.org/abs/2010.11929).
     """
+    if input_shape is not None:
+        image_size, channels = _split_input_shape(input_shape)
     height, width = _pair(image_size, "image_size")
     transformer = VisionTransformer(
         (height, width),
@@ -582,8 +601,8 @@ def vit_tiny(image_size=32, patch_size=4, channels=3, name="vit_tiny", **kwargs)
         patch_size: int.
         channels: int. 1 or 3.
         name: str.
-        **kwargs: other `kerassl.backbones.vit` arguments (pooling,
-            position_embedding, dropout, mlp_ratio).
+        **kwargs: other `kerassl.backbones.vit` arguments (input_shape,
+            pooling, position_embedding, dropout, mlp_ratio).
 
     Example:
     >>> encoder = kerassl.backbones.vit_tiny(image_size=32, patch_size=4)

@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from kerassl.images import check_image_shape, check_numpy_images, to_float_images
+from kerassl.registry import register
 
 # Device memory one kNN query batch may use for its (batch, k, classes) votes
 # and its (batch, bank) similarities; about 128 MiB and 512 MiB in float32.
@@ -20,7 +21,7 @@ _VOTE_BUDGET = 2**25
 _SIMILARITY_BUDGET = 2**27
 
 
-@keras.saving.register_keras_serializable(package="kerassl")
+@register
 class ToFloatImages(keras.layers.Layer):
     """Turns uint8 images (0-255) or float images in [0, 1] into float32 [0, 1].
 

@@ -6,8 +6,7 @@ from keras import layers, ops
 
 from kerassl.images import check_numpy_images
 from kerassl.methods.base import SSLMethod, split_inputs
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 NOISES = (None, "gaussian", "masking")
 LOSSES = ("mse", "bce")

@@ -8,8 +8,7 @@ import numpy as np
 from keras import ops
 
 from kerassl.images import check_numpy_images, to_float_images
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 
 def encoder_output_rank_error(shape):

@@ -13,8 +13,7 @@ from kerassl.losses import l2_normalize
 from kerassl.losses.clip import clip_accuracy, clip_loss
 from kerassl.methods.base import SSLMethod
 from kerassl.text import Tokenizer, warn_unknown_words
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 NO_CAPTIONS = (
     "CLIP trains on (image, caption) pairs, but only images were given. Pass "

@@ -13,8 +13,7 @@ from keras import layers, ops
 
 from kerassl.methods.autoencoder import conv_decoder, upsampling_stages
 from kerassl.methods.base import SSLMethod, split_inputs
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 DEFAULT_IMAGE_SHAPE = (32, 32, 3)

@@ -10,8 +10,7 @@ from keras import ops
 
 from kerassl import heads
 from kerassl.methods.base import SSLMethod, split_inputs
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 # Above this many tiles the permutations are drawn from a random pool instead
 # of enumerated (9! = 362,880 is enumerable, 16! is not).

@@ -8,8 +8,7 @@ from kerassl import augment
 from kerassl.backbones import vit
 from kerassl.losses import distill as losses_distill
 from kerassl.methods.base import SSLMethod, split_inputs
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 
 def random_masking(batch_size, num_patches, num_masked, seed):

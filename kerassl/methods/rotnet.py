@@ -5,8 +5,7 @@ from keras import ops
 
 from kerassl import heads
 from kerassl.methods.base import SSLMethod, split_inputs
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 NUM_ROTATIONS = 4
 

@@ -5,8 +5,7 @@ from keras import ops
 
 from kerassl import augment, heads, losses
 from kerassl.methods.base import SSLMethod, split_inputs
-
-register = keras.saving.register_keras_serializable(package="kerassl")
+from kerassl.registry import register
 
 
 @register

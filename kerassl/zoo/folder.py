@@ -31,6 +31,7 @@ import tempfile
 import keras
 import numpy as np
 
+from kerassl import registry
 from kerassl.zoo.errors import (
     ChecksumError,
     NotAKerasslPresetError,
@@ -417,14 +418,16 @@ def deserialize_safely(config, where):
 
 
 def _import_registered_classes():
-    """Registers kerassl's own layer and method classes before deserializing."""
+    """Makes sure every module that registers a kerassl class is imported.
+
+    The list comes from `kerassl.registry`, which records each class's module
+    as it registers; importing `kerassl.zoo` has run `kerassl/__init__.py`, so
+    the registry already holds every module of the package.
+    """
     import importlib
 
-    for module in ("kerassl.methods", "kerassl.backbones", "kerassl.heads", "kerassl.augment"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
+    for module in registry.registered_modules():
+        importlib.import_module(module)
 
 
 def load_model_folder(folder, metadata, prefix, expected, where):
