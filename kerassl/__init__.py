@@ -42,6 +42,7 @@ MOVED_MODULES = {
     "kerassl.retrieval": retrieval,
     "kerassl.losses_clip": losses_clip,
     "kerassl.losses_distill": losses_distill,
+    "kerassl.viz_attention": viz,  # its attention_maps joined kerassl.viz
 }
 sys.modules.update(MOVED_MODULES)
 from kerassl.finetune import finetune  # noqa: E402

@@ -14,7 +14,8 @@ import math
 import keras
 from keras import ops
 
-from kerassl.images import check_image_shape
+# interpolation_matrix and crop_and_resize were kerassl.augment's in 0.1.0.
+from kerassl.images import check_image_shape, crop_and_resize, interpolation_matrix  # noqa: F401
 from kerassl.registry import register
 
 # ITU-R BT.601 luma, as torchvision's rgb_to_grayscale.
@@ -37,54 +38,6 @@ def _check_range(value, name, low=None, high=None):
     if low is not None and value[0] < low or high is not None and value[1] > high:
         raise ValueError(f"{name} must lie within [{low}, {high}]; got {value}.")
     return value
-
-
-def interpolation_matrix(start, length, in_size, out_size, antialias=True):
-    """Per-sample 1-D resampling weights, shape (batch, out_size, in_size).
-
-    Output pixel `i` samples the input at `start + (i + 0.5) / out_size * length`
-    (relative coordinates). Weights come from a triangle kernel, which is
-    exactly bilinear interpolation when upsampling; when downsampling and
-    `antialias` is set, the kernel widens to the source footprint of one output
-    pixel, as in `tf.image.resize(antialias=True)`. Resizing by two such
-    matrices keeps the crop differentiable, jit-compilable and cheap at SSL
-    image sizes.
-
-    Args:
-        start: tensor (batch,). Crop start, relative to the input axis.
-        length: tensor (batch,). Crop length, relative to the input axis.
-        in_size: int. Input pixels along the axis.
-        out_size: int. Output pixels along the axis.
-        antialias: bool. Widen the kernel when downsampling.
-    """
-    dtype = start.dtype
-    centres = (ops.arange(out_size, dtype=dtype) + 0.5) / out_size
-    source = (start[:, None] + centres[None, :] * length[:, None]) * in_size - 0.5
-    source = ops.clip(source, 0.0, in_size - 1.0)
-    support = ops.ones_like(length)
-    if antialias:
-        support = ops.maximum(support, length * in_size / out_size)
-    distance = ops.abs(source[:, :, None] - ops.arange(in_size, dtype=dtype)[None, None, :])
-    weights = ops.relu(1.0 - distance / support[:, None, None])
-    return weights / ops.sum(weights, axis=-1, keepdims=True)
-
-
-def crop_and_resize(images, boxes, size, antialias=True):
-    """Crops one box per image and resizes it, with bilinear weights.
-
-    Args:
-        images: tensor (batch, height, width, channels).
-        boxes: tensor (batch, 4) of (top, left, box_height, box_width) in
-            relative coordinates ([0, 1]).
-        size: (height, width) of the output.
-        antialias: bool. Widen the kernel when a crop shrinks.
-    """
-    height, width = images.shape[1], images.shape[2]
-    boxes = ops.cast(boxes, images.dtype)
-    rows = interpolation_matrix(boxes[:, 0], boxes[:, 2], height, size[0], antialias)
-    cols = interpolation_matrix(boxes[:, 1], boxes[:, 3], width, size[1], antialias)
-    images = ops.einsum("boh,bhwc->bowc", rows, images)
-    return ops.einsum("bpw,bowc->bopc", cols, images)
 
 
 @register
@@ -481,23 +434,3 @@ def simclr_augmenter(
             )
         )
     return keras.Sequential(layers, name=name)
-
-
-def preview(images, augmenter, path, num_views=6, seed=None):
-    """Writes a PNG grid: each image, then `num_views` of its augmented views.
-
-    Args:
-        images: array (n, height, width, channels), uint8 or float in [0, 1].
-        augmenter: a Keras layer or model, e.g. `simclr_augmenter(32)`.
-        path: str. Where the PNG goes.
-        num_views: int. Views per image.
-        seed: int or None. Seeds Keras before drawing the views.
-
-    Example:
-    ```python
-    kerassl.augment.preview(x[:4], kerassl.augment.simclr_augmenter(32), "views.png")
-    ```
-    """
-    from kerassl import viz
-
-    return viz.augmentation_preview(images, augmenter, path, num_views=num_views, seed=seed)

@@ -98,7 +98,7 @@ def run_demo(output_dir="outputs/demo", epochs=None, seed=0, verbose=1):
     random_scores = measure(encoder(), data, recipe, seed)
 
     augmenter = digits_augmenter(size, recipe["crop_scale"], seed)
-    preview_path = augment.preview(
+    preview_path = viz.augmentation_preview(
         x_train[:6], augmenter, os.path.join(output_dir, "views.png"), num_views=6, seed=seed
     )
     model = SimCLR(

@@ -20,44 +20,18 @@ import math
 
 import keras
 
-from kerassl.evaluate.knn import (
-    _dataset_image_spec,
-    _extract,
+from kerassl.evaluate.features import (
     check_labels,
+    dataset_image_spec,
+    extract_with_labels,
     is_dataset,
+    resolve_jit_compile,
 )
 from kerassl.images import check_numpy_images, to_float_images
 from kerassl.registry import register
 
 MODES = ("linear", "full")
 HEADS = ("linear", "mlp")
-
-
-def resolve_jit_compile(jit_compile="auto"):
-    """Resolves `jit_compile="auto"` to a bool for the current backend and device.
-
-    JAX: always True (without jit it runs op by op). TensorFlow: True only on a
-    GPU, since XLA is slower than TensorFlow's own kernels on CPUs. Torch: False.
-
-    Args:
-        jit_compile: "auto" or bool.
-
-    Example:
-    >>> from kerassl.finetune import resolve_jit_compile
-    >>> resolve_jit_compile("auto")  # TensorFlow on a CPU
-    False
-    """
-    if jit_compile != "auto":
-        return bool(jit_compile)
-    backend = keras.config.backend()
-    if backend == "jax":
-        return True
-    if backend == "tensorflow":
-        try:
-            return bool(keras.distribution.list_devices("gpu"))
-        except Exception:  # no GPU platform registered at all
-            return False
-    return False
 
 
 @register
@@ -258,7 +232,7 @@ def _prepare_data(data, num_classes, what):
             raise ValueError(
                 f"{what} must yield (images, labels) batches; its elements are {spec}."
             )
-        shape, _ = _dataset_image_spec(data)
+        shape, _ = dataset_image_spec(data)
         cardinality = int(data.cardinality())
         return data, shape[1:], (cardinality if cardinality > 0 else None)
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -303,7 +277,7 @@ def _initialize_feature_statistics(classifier, train, batch_size, max_images=409
         sample = train.take(max(1, max_images // max(1, batch_size)))
     else:
         sample = train[0][:max_images]
-    features, _ = _extract(classifier.encoder, sample, batch_size, verbose=0)
+    features, _ = extract_with_labels(classifier.encoder, sample, batch_size, verbose=0)
     standardization = classifier.head.layers[0]
     standardization.moving_mean.assign(features.mean(axis=0))
     standardization.moving_variance.assign(features.var(axis=0))

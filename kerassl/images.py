@@ -1,7 +1,9 @@
-"""One place that checks and normalizes image inputs.
+"""One place that checks and normalizes image inputs, and the image ops under everything.
 
-Every method, evaluation helper and `finetune` goes through these two functions,
-so the same mistake gets the same message everywhere.
+Every method, evaluation helper and `finetune` goes through these checks, so the
+same mistake gets the same message everywhere. The resampling weights
+(`interpolation_matrix`, `crop_and_resize`) serve both the augmentation layers
+and the ViT's position-embedding interpolation, so they live at the bottom.
 """
 
 import numpy as np
@@ -93,3 +95,51 @@ def check_numpy_images(images, what="images"):
                 "the uint8 array as it is."
             )
     return images
+
+
+def interpolation_matrix(start, length, in_size, out_size, antialias=True):
+    """Per-sample 1-D resampling weights, shape (batch, out_size, in_size).
+
+    Output pixel `i` samples the input at `start + (i + 0.5) / out_size * length`
+    (relative coordinates). Weights come from a triangle kernel, which is
+    exactly bilinear interpolation when upsampling; when downsampling and
+    `antialias` is set, the kernel widens to the source footprint of one output
+    pixel, as in `tf.image.resize(antialias=True)`. Resizing by two such
+    matrices keeps the crop differentiable, jit-compilable and cheap at SSL
+    image sizes.
+
+    Args:
+        start: tensor (batch,). Crop start, relative to the input axis.
+        length: tensor (batch,). Crop length, relative to the input axis.
+        in_size: int. Input pixels along the axis.
+        out_size: int. Output pixels along the axis.
+        antialias: bool. Widen the kernel when downsampling.
+    """
+    dtype = start.dtype
+    centres = (ops.arange(out_size, dtype=dtype) + 0.5) / out_size
+    source = (start[:, None] + centres[None, :] * length[:, None]) * in_size - 0.5
+    source = ops.clip(source, 0.0, in_size - 1.0)
+    support = ops.ones_like(length)
+    if antialias:
+        support = ops.maximum(support, length * in_size / out_size)
+    distance = ops.abs(source[:, :, None] - ops.arange(in_size, dtype=dtype)[None, None, :])
+    weights = ops.relu(1.0 - distance / support[:, None, None])
+    return weights / ops.sum(weights, axis=-1, keepdims=True)
+
+
+def crop_and_resize(images, boxes, size, antialias=True):
+    """Crops one box per image and resizes it, with bilinear weights.
+
+    Args:
+        images: tensor (batch, height, width, channels).
+        boxes: tensor (batch, 4) of (top, left, box_height, box_width) in
+            relative coordinates ([0, 1]).
+        size: (height, width) of the output.
+        antialias: bool. Widen the kernel when a crop shrinks.
+    """
+    height, width = images.shape[1], images.shape[2]
+    boxes = ops.cast(boxes, images.dtype)
+    rows = interpolation_matrix(boxes[:, 0], boxes[:, 2], height, size[0], antialias)
+    cols = interpolation_matrix(boxes[:, 1], boxes[:, 3], width, size[1], antialias)
+    images = ops.einsum("boh,bhwc->bowc", rows, images)
+    return ops.einsum("bpw,bowc->bopc", cols, images)

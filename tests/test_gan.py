@@ -12,7 +12,6 @@ from kerassl.methods.gan import (
     dcgan_generator,
     discriminator_loss,
     generator_loss,
-    samples,
 )
 from tests.conftest import random_images, shared_data_file
 
@@ -167,7 +166,7 @@ def test_generate_and_sample_grid(tmp_path):
     assert images.min() >= 0 and images.max() <= 1
     np.testing.assert_allclose(images, model.generate(7, seed=1), atol=1e-6)
     assert not np.array_equal(images, model.generate(7, seed=2))
-    path = samples(model, tmp_path / "samples.png", n=9)
+    path = kerassl.viz.samples(model, tmp_path / "samples.png", n=9)
     with Image.open(path) as png:
         assert png.format == "PNG"
     with pytest.raises(ValueError, match="positive int"):

@@ -117,7 +117,7 @@ def test_reconstruct_keeps_visible_pixels_and_plots(tmp_path):
     assert recon.min() >= 0.0 and recon.max() <= 1.0
     visible = np.repeat(np.repeat((mask == 0).reshape(4, 4, 4), 4, 1), 4, 2)
     np.testing.assert_allclose(recon[visible], images[visible] / 255.0, atol=1e-5)
-    path = model.plot_reconstructions(images, tmp_path / "mae.png")
+    path = kerassl.viz.mae_reconstructions(model, images, tmp_path / "mae.png")
     assert path.exists() and path.stat().st_size > 0
 
 

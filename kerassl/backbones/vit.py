@@ -15,8 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerassl.augment import interpolation_matrix
-from kerassl.images import to_float_images
+from kerassl.images import interpolation_matrix, to_float_images
 from kerassl.registry import register
 
 POSITION_EMBEDDINGS = ("learned", "sincos")
@@ -83,7 +82,7 @@ def interpolate_position_embedding(embedding, source_grid, target_grid):
 
     The embedding is seen as a (rows, cols, dim) image and resized with the
     bilinear (antialiased when shrinking) weights of
-    `kerassl.augment.interpolation_matrix`, the same on every backend. At the
+    `kerassl.images.interpolation_matrix`, the same on every backend. At the
     original grid the weights are the identity, so the original embedding comes
     back.
 

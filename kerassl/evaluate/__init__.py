@@ -1,16 +1,18 @@
-"""Measure encoders: features, kNN, linear probes, image-text retrieval."""
+"""Measure encoders: features, kNN, linear probes, image-text retrieval.
 
-from kerassl.evaluate.knn import (
-    KNNMonitor,
+`features` extracts; `knn`, `probe` and `retrieval` score; `kerassl.finetune`
+builds on `features` too.
+"""
+
+from kerassl.evaluate.features import (
     ToFloatImages,
     check_labels,
     extract_features,
     is_dataset,
-    knn_accuracy,
-    knn_accuracy_from_features,
-    knn_predict,
-    linear_probe,
+    resolve_jit_compile,
 )
+from kerassl.evaluate.knn import KNNMonitor, knn_accuracy, knn_accuracy_from_features, knn_predict
+from kerassl.evaluate.probe import linear_probe
 from kerassl.evaluate.retrieval import recall_at_k, retrieval_recall
 
 __all__ = [
@@ -24,5 +26,6 @@ __all__ = [
     "knn_predict",
     "linear_probe",
     "recall_at_k",
+    "resolve_jit_compile",
     "retrieval_recall",
 ]

@@ -1,4 +1,4 @@
-"""Frozen-feature evaluation: feature extraction, weighted kNN, linear probe.
+"""Weighted kNN accuracy of frozen features, and its monitor during pretraining.
 
 The kNN protocol is the weighted nearest-neighbour classifier of InstDisc
 (Wu et al. 2018, https://arxiv.org/abs/1805.01978) with the settings of
@@ -6,200 +6,24 @@ lightly's benchmarks (k=200, temperature 0.1), so numbers are comparable with
 the published tables.
 """
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
 
-from kerassl.images import check_image_shape, check_numpy_images, to_float_images
-from kerassl.registry import register
+from kerassl.evaluate.features import (
+    check_encoder,
+    check_features,
+    check_labels,
+    extract_with_labels,
+    features_and_labels,
+    inference_model,
+)
+from kerassl.images import check_numpy_images
 
 # Device memory one kNN query batch may use for its (batch, k, classes) votes
 # and its (batch, bank) similarities; about 128 MiB and 512 MiB in float32.
 _VOTE_BUDGET = 2**25
 _SIMILARITY_BUDGET = 2**27
-
-
-@register
-class ToFloatImages(keras.layers.Layer):
-    """Turns uint8 images (0-255) or float images in [0, 1] into float32 [0, 1].
-
-    Put it first in any model that takes raw images, so that `predict` accepts
-    the uint8 arrays users have.
-
-    Example:
-    >>> layer = kerassl.evaluate.ToFloatImages()
-    >>> keras.ops.max(layer(np.full((1, 8, 8, 3), 255, "uint8")))  # 1.0
-    """
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-
-    def call(self, images):
-        return to_float_images(images, dtype=self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-
-def is_dataset(data):
-    """True for a `tf.data.Dataset` (checked without importing TensorFlow)."""
-    return hasattr(data, "element_spec") and hasattr(data, "as_numpy_iterator")
-
-
-def check_labels(labels, length=None, num_classes=None, what="labels"):
-    """Validates integer class labels and returns them as a 1-D int64 array.
-
-    A (N, 1) column, as `keras.datasets.cifar10` returns, is flattened.
-
-    Args:
-        labels: array-like of non-negative integers, shape (N,) or (N, 1).
-        length: int or None. The number of images the labels go with.
-        num_classes: int or None. Labels must be smaller than this.
-        what: str. How error messages name the input.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise ValueError(
-            f"{what} must be a 1-D array of integer class ids, one per image; got "
-            f"shape {labels.shape}. One-hot labels: convert with "
-            "`labels.argmax(-1)`."
-        )
-    if labels.dtype.kind not in "iu":
-        raise ValueError(
-            f"{what} must be integer class ids; got dtype {labels.dtype}. Cast "
-            "them with `labels.astype('int64')` if they hold whole numbers."
-        )
-    if len(labels) == 0:
-        raise ValueError(f"{what} are empty: at least one labelled image is needed.")
-    if length is not None and len(labels) != length:
-        raise ValueError(
-            f"{what} have {len(labels)} entries but there are {length} images; "
-            "pass exactly one label per image."
-        )
-    if labels.min() < 0:
-        raise ValueError(f"{what} must be >= 0; found {labels.min()}.")
-    if num_classes is not None and labels.max() >= num_classes:
-        raise ValueError(
-            f"{what} contain class {labels.max()} but num_classes={num_classes}; "
-            "labels must lie in [0, num_classes)."
-        )
-    return labels.astype("int64")
-
-
-def _check_encoder(encoder):
-    if not isinstance(encoder, keras.Model):
-        raise TypeError(
-            "encoder must be a keras.Model mapping images to (batch, dim) features; "
-            f"got {type(encoder).__name__}. For features you computed yourself, "
-            "use kerassl.evaluate.knn_accuracy_from_features or pass encoder=None."
-        )
-
-
-def _inference_model(encoder, image_shape, dtype):
-    """encoder(to_float(images), training=False) as a model with its own predict."""
-    dtype = "uint8" if str(dtype) == "uint8" else "float32"
-    inputs = keras.Input(tuple(image_shape), dtype=dtype)
-    features = encoder(ToFloatImages()(inputs), training=False)
-    if len(features.shape) != 2:
-        raise ValueError(
-            f"The encoder returns features of shape {tuple(features.shape)}; "
-            "evaluation needs (batch, dim). Pool or flatten its output, e.g. "
-            "with `kerassl.backbones.wrap(model)`."
-        )
-    return keras.Model(inputs, features, name=f"{encoder.name}_inference")
-
-
-def _split_batch(element):
-    if isinstance(element, (tuple, list)):
-        return element[0], (element[1] if len(element) > 1 else None)
-    return element, None
-
-
-def _dataset_image_spec(dataset):
-    spec, _ = _split_batch(dataset.element_spec)
-    shape = tuple(spec.shape)
-    if len(shape) == 3:
-        raise ValueError(
-            f"The dataset yields single images of shape {shape}; it must yield "
-            "batches: call `dataset.batch(256)` first."
-        )
-    check_image_shape(shape, "dataset images")
-    return shape, spec.dtype.name
-
-
-def _extract(encoder, images, batch_size=256, verbose="auto", inference=None):
-    """Returns (features, labels or None); labels only come from datasets."""
-    _check_encoder(encoder)
-    if is_dataset(images):
-        shape, dtype = _dataset_image_spec(images)
-        model = inference or _inference_model(encoder, shape[1:], dtype)
-        cardinality = int(images.cardinality())
-        bar = None
-        if verbose not in (0, False):
-            bar = keras.utils.Progbar(cardinality if cardinality > 0 else None)
-        features, labels = [], []
-        for step, element in enumerate(images.as_numpy_iterator()):
-            batch, batch_labels = _split_batch(element)
-            check_numpy_images(batch, "dataset images")
-            features.append(np.asarray(model.predict_on_batch(batch)))
-            if batch_labels is not None:
-                labels.append(np.asarray(batch_labels))
-            if bar is not None:
-                bar.update(step + 1)
-        if not features:
-            raise ValueError("The dataset is empty: no batches to extract features from.")
-        labels = np.concatenate(labels) if labels else None
-        return np.concatenate(features).astype("float32"), labels
-    images = check_numpy_images(images)
-    if len(images) == 0:
-        raise ValueError("images are empty: at least one image is needed.")
-    model = inference or _inference_model(encoder, images.shape[1:], images.dtype)
-    features = model.predict(images, batch_size=batch_size, verbose=verbose)
-    return np.asarray(features, dtype="float32"), None
-
-
-def extract_features(encoder, images, batch_size=256, verbose="auto"):
-    """Runs a frozen encoder over images in inference mode, batch by batch.
-
-    Args:
-        encoder: keras.Model. Maps float images in [0, 1], (B, H, W, C), to
-            features (B, D). BatchNorm and dropout run in inference mode.
-        images: uint8 array (0-255) or float array in [0, 1] of shape
-            (N, H, W, 1 or 3), or a `tf.data.Dataset` yielding such batches or
-            (images, labels) batches (its own batching is kept).
-        batch_size: int. Batch size for arrays.
-        verbose: "auto", 0 or 1. Progress bar.
-
-    Returns:
-        float32 array of shape (N, D).
-
-    Example:
-    >>> encoder = kerassl.backbones.resnet18(input_shape=(32, 32, 3))
-    >>> features = kerassl.evaluate.extract_features(encoder, x_uint8)
-    """
-    features, _ = _extract(encoder, images, batch_size, verbose)
-    return features
-
-
-def _check_features(features, what):
-    features = np.asarray(features)
-    if features.ndim != 2:
-        raise ValueError(
-            f"{what} must be a 2-D (N, dim) array; got shape {features.shape}."
-        )
-    if len(features) == 0:
-        raise ValueError(f"{what} are empty: at least one feature vector is needed.")
-    if features.dtype.kind not in "fiu":
-        raise ValueError(f"{what} must be numeric; got dtype {features.dtype}.")
-    features = features.astype("float32")
-    if not np.all(np.isfinite(features)):
-        raise ValueError(f"{what} contain NaN or infinite values.")
-    return features
 
 
 def _l2_normalize(features):
@@ -256,8 +80,8 @@ def knn_predict(
     Reference: Wu et al. 2018, "Unsupervised Feature Learning via
     Non-Parametric Instance Discrimination", https://arxiv.org/abs/1805.01978
     """
-    bank = _check_features(train_features, "train_features")
-    queries = _check_features(query_features, "query_features")
+    bank = check_features(train_features, "train_features")
+    queries = check_features(query_features, "query_features")
     if bank.shape[1] != queries.shape[1]:
         raise ValueError(
             f"train_features have dim {bank.shape[1]} but query features have dim "
@@ -329,7 +153,7 @@ def knn_accuracy_from_features(
     Example:
     >>> acc = kerassl.evaluate.knn_accuracy_from_features(f_tr, y_tr, f_te, y_te)
     """
-    test_features = _check_features(test_features, "test_features")
+    test_features = check_features(test_features, "test_features")
     y_test = check_labels(y_test, len(test_features), what="test labels")
     y_train = check_labels(y_train, len(np.asarray(train_features)), what="train labels")
     if num_classes is None:
@@ -346,25 +170,6 @@ def knn_accuracy_from_features(
         verbose=verbose,
     )
     return float(np.mean(predictions == y_test))
-
-
-def _features_and_labels(encoder, x, y, what, batch_size, verbose):
-    if encoder is None:
-        if is_dataset(x):
-            raise ValueError(
-                f"With encoder=None, {what} must be a feature array, not a dataset."
-            )
-        features, labels = _check_features(x, f"{what} features"), None
-    else:
-        features, labels = _extract(encoder, x, batch_size, verbose)
-    if y is None:
-        if labels is None:
-            raise ValueError(
-                f"Labels for {what} are missing: pass them, or pass a dataset of "
-                "(images, labels) batches."
-            )
-        y = labels
-    return features, check_labels(y, len(features), what=f"{what} labels")
 
 
 def knn_accuracy(
@@ -408,10 +213,10 @@ def knn_accuracy(
     Reference: Wu et al. 2018, https://arxiv.org/abs/1805.01978
     """
     progress = 1 if verbose else 0
-    train_features, y_train = _features_and_labels(
+    train_features, y_train = features_and_labels(
         encoder, x_train, y_train, "x_train", batch_size, progress
     )
-    test_features, y_test = _features_and_labels(
+    test_features, y_test = features_and_labels(
         encoder, x_test, y_test, "x_test", batch_size, progress
     )
     return knn_accuracy_from_features(
@@ -425,123 +230,6 @@ def knn_accuracy(
         num_classes=num_classes,
         verbose=verbose,
     )
-
-
-class _ShuffledBatches(keras.utils.PyDataset):
-    """All epochs' minibatches as one long sequence, each epoch in an order
-    drawn from NumPy's generator seeded by (seed, epoch): reproducible without
-    Keras's global seeds, and one `fit` epoch avoids the per-epoch overhead
-    that dominates on small feature sets."""
-
-    def __init__(self, x, y, batch_size, epochs, seed):
-        super().__init__()
-        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.batches_per_epoch = math.ceil(len(x) / batch_size)
-        self.epochs = epochs
-        self._epoch, self._order = None, None
-
-    def __len__(self):
-        return self.epochs * self.batches_per_epoch
-
-    def __getitem__(self, index):
-        epoch, batch = divmod(index, self.batches_per_epoch)
-        if epoch != self._epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            self._epoch, self._order = epoch, rng.permutation(len(self.x))
-        rows = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
-        return self.x[rows], self.y[rows]
-
-
-def linear_probe(
-    encoder,
-    x_train,
-    y_train,
-    x_test,
-    y_test,
-    epochs=100,
-    batch_size=256,
-    learning_rate=1e-2,
-    weight_decay=1e-4,
-    num_classes=None,
-    seed=0,
-    verbose=0,
-):
-    """Linear-probe accuracy: a softmax classifier trained on frozen features.
-
-    Features are extracted once (inference mode), standardized with the
-    training mean and standard deviation, and a single Dense layer is trained
-    with AdamW and cosine learning-rate decay. It is a Keras model rather than
-    scikit-learn's LogisticRegression so that it runs on the accelerator of
-    any backend for large feature banks. It starts from zero weights (the
-    problem is convex) and shuffles with a NumPy generator seeded by `seed`,
-    so equal inputs give equal results without touching global seeds.
-
-    Args:
-        encoder: keras.Model (images -> (B, D)), or None when `x_train` and
-            `x_test` are already feature arrays.
-        x_train, y_train: training images (or dataset, see `knn_accuracy`)
-            and int labels.
-        x_test, y_test: evaluation images and int labels.
-        epochs: int. Passes over the training features.
-        batch_size: int. Minibatch size (also the feature-extraction batch).
-        learning_rate: float. Peak AdamW learning rate.
-        weight_decay: float. Decoupled weight decay.
-        num_classes: int or None. Defaults to 1 + the largest label seen.
-        seed: int. Shuffling seed.
-        verbose: 0, 1 or 2. Passed to `fit` (and progress of extraction).
-
-    Returns:
-        float. Test accuracy in [0, 1].
-
-    Example:
-    >>> acc = kerassl.evaluate.linear_probe(encoder, x_train, y_train, x_test, y_test)
-    """
-    from kerassl.finetune import resolve_jit_compile
-
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}.")
-    train_features, y_train = _features_and_labels(
-        encoder, x_train, y_train, "x_train", batch_size, verbose
-    )
-    test_features, y_test = _features_and_labels(
-        encoder, x_test, y_test, "x_test", batch_size, verbose
-    )
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(
-            f"Train features have dim {train_features.shape[1]} but test features "
-            f"have dim {test_features.shape[1]}."
-        )
-    if num_classes is None:
-        num_classes = int(max(y_train.max(), y_test.max())) + 1
-    check_labels(y_train, num_classes=num_classes, what="train labels")
-    check_labels(y_test, num_classes=num_classes, what="test labels")
-
-    mean = train_features.mean(axis=0)
-    std = train_features.std(axis=0) + 1e-6
-    train_features = (train_features - mean) / std
-    test_features = (test_features - mean) / std
-
-    batches = _ShuffledBatches(
-        train_features, y_train, int(batch_size), int(epochs), seed
-    )
-    probe = keras.Sequential(
-        [
-            keras.Input((train_features.shape[1],)),
-            keras.layers.Dense(num_classes, kernel_initializer="zeros"),
-        ],
-        name="linear_probe",
-    )
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate, decay_steps=len(batches)
-    )
-    probe.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=resolve_jit_compile("auto"),
-    )
-    probe.fit(batches, epochs=1, shuffle=False, verbose=verbose)
-    logits = probe.predict(test_features, batch_size=4096, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == y_test))
 
 
 class KNNMonitor(keras.callbacks.Callback):
@@ -587,7 +275,7 @@ class KNNMonitor(keras.callbacks.Callback):
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}.")
         if encoder is not None:
-            _check_encoder(encoder)
+            check_encoder(encoder)
         self.x_train = check_numpy_images(x_train, "x_train")
         self.y_train = check_labels(y_train, len(self.x_train), what="y_train")
         self.x_val = check_numpy_images(x_val, "x_val")
@@ -607,7 +295,7 @@ class KNNMonitor(keras.callbacks.Callback):
                 f"KNNMonitor: the model {self.model.name!r} has no `encoder` "
                 "attribute; pass the encoder explicitly: KNNMonitor(..., encoder=...)."
             )
-        _check_encoder(encoder)
+        check_encoder(encoder)
         return encoder
 
     def on_train_begin(self, logs=None):
@@ -617,8 +305,8 @@ class KNNMonitor(keras.callbacks.Callback):
         # One inference model per input kind, so predict is traced once per fit.
         key = (id(encoder), images.shape[1:], images.dtype.name)
         if key not in self._inference:
-            self._inference[key] = _inference_model(encoder, images.shape[1:], images.dtype)
-        features, _ = _extract(
+            self._inference[key] = inference_model(encoder, images.shape[1:], images.dtype)
+        features, _ = extract_with_labels(
             encoder, images, self.batch_size, 0, inference=self._inference[key]
         )
         return features

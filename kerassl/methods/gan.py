@@ -5,7 +5,6 @@ The only kerassl method with two optimizers, so the only one with its own
 JAX statelessly as Keras's own JAX trainer does). Torch is not implemented.
 """
 
-import math
 
 import keras
 import numpy as np
@@ -536,33 +535,6 @@ class GAN(SSLMethod):
             label_smoothing=self.label_smoothing,
         )
         return config
-
-
-def samples(gan, path, n=64, seed=0, columns=None):
-    """Draws a grid of `n` generated images to a PNG.
-
-    Args:
-        gan: a `kerassl.GAN`.
-        path: str or path. The PNG to write.
-        n: int. Number of samples.
-        seed: int or None. Seed of the noise: a fixed seed shows the same
-            latent points after every epoch, so progress is visible.
-        columns: int or None. Images per row; default ceil(sqrt(n)).
-
-    Returns:
-        The path written.
-
-    Example:
-    >>> kerassl.methods.gan.samples(gan, "samples.png", n=36)
-    """
-    from kerassl import viz
-
-    if not isinstance(gan, GAN):
-        raise TypeError(f"samples expects a kerassl GAN; got {type(gan).__name__}.")
-    images = gan.generate(n, seed=seed)
-    columns = int(columns or math.ceil(math.sqrt(len(images))))
-    rows = [images[i : i + columns] for i in range(0, len(images), columns)]
-    return viz.image_grid(rows, path, title=f"{gan.name}: {len(images)} samples")
 
 
 # --- helpers -------------------------------------------------------------------

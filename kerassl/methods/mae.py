@@ -50,7 +50,7 @@ class MAE(SSLMethod):
 
     `model.predict(images)` returns the encoder's features on the whole image
     (no masking). `reconstruct(images)` returns reconstructions and masks;
-    `plot_reconstructions(images, path)` writes the PNG.
+    `kerassl.viz.mae_reconstructions(mae, images, path)` draws them.
 
     Views: as in the paper, each training image is first randomly cropped
     (area 0.2-1, `kerassl.augment.RandomResizedCrop`) and flipped, inside the
@@ -259,23 +259,6 @@ class MAE(SSLMethod):
         recon = vit.unpatchify(patches, patch, grid, images.shape[-1])
         recon = np.clip(ops.convert_to_numpy(recon), 0.0, 1.0).astype("float32")
         return recon, ops.convert_to_numpy(mask).astype("float32")
-
-    def plot_reconstructions(self, images, path, max_images=8):
-        """Writes a PNG: originals, masked inputs, reconstructions.
-
-        Args:
-            images: array (B, H, W, C), uint8 or floats in [0, 1].
-            path: str. A .png path.
-            max_images: int.
-
-        Example:
-        >>> mae.plot_reconstructions(images[:8], "mae.png")
-        """
-        from kerassl import viz
-
-        images = np.asarray(images)[:max_images]
-        recon, mask = self.reconstruct(images)
-        return viz.reconstructions(images, recon, path, masks=mask, max_images=max_images)
 
     def get_config(self):
         config = super().get_config()
