@@ -164,7 +164,7 @@ def read_captions(
         captions = check_texts(captions)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{path}: {error}") from None
-    size = None if image_size is None else datasets._check_image_size(image_size)
+    size = None if image_size is None else datasets.check_image_size(image_size)
     images = datasets.read_images(files, size, channels)
     return images, np.array(captions)
 

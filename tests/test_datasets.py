@@ -220,8 +220,11 @@ def test_cifar10_second_call_reads_the_cache(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again instead of reading the cached .npz")
 
-    monkeypatch.setattr(datasets, "read_images", no_decoding)
-    monkeypatch.setattr(datasets, "extract_archive", no_decoding)
+    # Where the loaders look the names up, now that datasets is a package.
+    monkeypatch.setattr(datasets.catalogue, "read_images", no_decoding)
+    monkeypatch.setattr(datasets.folders, "read_images", no_decoding)
+    monkeypatch.setattr(datasets.folders, "extract_archive", no_decoding)
+    monkeypatch.setattr(datasets.cache, "extract_archive", no_decoding)
     (x2, y2), (x_test2, y_test2) = datasets.cifar10(path=archive)
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)

@@ -1,23 +1,52 @@
-"""Image datasets as NumPy arrays, and a tf.data pipeline to feed them."""
+"""Image datasets as NumPy arrays, and a tf.data pipeline to feed them.
 
+Split by job: `catalogue` (the named datasets: digits offline, MNIST and
+CIFAR-10 downloads or local copies), `folders` (folders and tarballs of image
+files), `cache` (unpacked archives and decoded arrays on disk), `tfdata`
+(`to_dataset`, `subset_indices`). Every public name is re-exported here.
+"""
+
+from kerassl.datasets.cache import ARCHIVE_SUFFIXES, cache_dir, extract_archive
 from kerassl.datasets.catalogue import (
-    ARCHIVE_SUFFIXES,
     CIFAR10_CLASSES,
     CIFAR10_URL,
     DATASETS,
-    IMAGE_EXTENSIONS,
     MNIST_URL,
-    PROGRESS_MIN_FILES,
     DatasetDownloadError,
-    _check_image_size,
-    cache_dir,
     cifar10,
-    extract_archive,
-    image_folder,
     list_datasets,
     load_digits,
     mnist,
-    read_images,
-    subset_indices,
-    to_dataset,
 )
+from kerassl.datasets.folders import (
+    IMAGE_EXTENSIONS,
+    PROGRESS_MIN_FILES,
+    check_image_size,
+    image_folder,
+    read_images,
+)
+from kerassl.datasets.tfdata import subset_indices, to_dataset
+
+_check_image_size = check_image_size  # the 0.1.0 name
+
+__all__ = [
+    "ARCHIVE_SUFFIXES",
+    "CIFAR10_CLASSES",
+    "CIFAR10_URL",
+    "DATASETS",
+    "IMAGE_EXTENSIONS",
+    "MNIST_URL",
+    "PROGRESS_MIN_FILES",
+    "DatasetDownloadError",
+    "cache_dir",
+    "check_image_size",
+    "cifar10",
+    "extract_archive",
+    "image_folder",
+    "list_datasets",
+    "load_digits",
+    "mnist",
+    "read_images",
+    "subset_indices",
+    "to_dataset",
+]
