@@ -1,4 +1,4 @@
-"""Encoders: ResNets with CIFAR or ImageNet stems, a small convnet, and `wrap`.
+"""ResNet encoders with CIFAR or ImageNet stems, and the conv-BN blocks other convnets share.
 
 Every function here returns a functional `keras.Model` *encoder*: float images in
 [0, 1] of shape (B, H, W, C) in, pooled features of shape (B, D) out. Any other
@@ -26,7 +26,7 @@ def _conv_initializer():
     )
 
 
-def _check_input_shape(input_shape):
+def check_input_shape(input_shape):
     try:
         input_shape = tuple(input_shape)
     except TypeError:
@@ -52,7 +52,7 @@ def _check_input_shape(input_shape):
     return input_shape
 
 
-def _check_positive_int(value, what):
+def check_positive_int(value, what):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{what} must be a positive int; got {value!r}.")
 
@@ -88,13 +88,13 @@ def _normalization_layer(normalization, channels):
     )
 
 
-def _inputs_and_normalized(input_shape, normalization, name):
+def inputs_and_normalized(input_shape, normalization, name):
     inputs = keras.Input(shape=input_shape, name=f"{name}_images")
     normalize = _normalization_layer(normalization, input_shape[-1])
     return inputs, (normalize(inputs) if normalize is not None else inputs)
 
 
-def _conv_bn(x, filters, kernel_size, strides, name, relu=True, zero_gamma=False):
+def conv_bn(x, filters, kernel_size, strides, name, relu=True, zero_gamma=False):
     x = layers.Conv2D(
         filters,
         kernel_size,
@@ -118,13 +118,13 @@ def _conv_bn(x, filters, kernel_size, strides, name, relu=True, zero_gamma=False
 def _shortcut(x, filters, strides, name):
     if strides == 1 and x.shape[-1] == filters:
         return x
-    return _conv_bn(x, filters, 1, strides, f"{name}_downsample", relu=False)
+    return conv_bn(x, filters, 1, strides, f"{name}_downsample", relu=False)
 
 
 def _basic_block(x, filters, strides, name, zero_init_residual):
     shortcut = _shortcut(x, filters, strides, name)
-    y = _conv_bn(x, filters, 3, strides, f"{name}_1")
-    y = _conv_bn(y, filters, 3, 1, f"{name}_2", relu=False, zero_gamma=zero_init_residual)
+    y = conv_bn(x, filters, 3, strides, f"{name}_1")
+    y = conv_bn(y, filters, 3, 1, f"{name}_2", relu=False, zero_gamma=zero_init_residual)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
@@ -132,11 +132,11 @@ def _basic_block(x, filters, strides, name, zero_init_residual):
 def _bottleneck_block(x, filters, strides, name, zero_init_residual):
     expanded = 4 * filters
     shortcut = _shortcut(x, expanded, strides, name)
-    y = _conv_bn(x, filters, 1, 1, f"{name}_1")
+    y = conv_bn(x, filters, 1, 1, f"{name}_1")
     # Stride on the 3x3 conv ("ResNet v1.5", as torchvision and timm): same
     # parameter count as the paper's stride-on-1x1, better accuracy.
-    y = _conv_bn(y, filters, 3, strides, f"{name}_2")
-    y = _conv_bn(y, expanded, 1, 1, f"{name}_3", relu=False, zero_gamma=zero_init_residual)
+    y = conv_bn(y, filters, 3, strides, f"{name}_2")
+    y = conv_bn(y, expanded, 1, 1, f"{name}_3", relu=False, zero_gamma=zero_init_residual)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
@@ -162,15 +162,15 @@ def _resnet(
     normalization,
     name,
 ):
-    input_shape = _check_input_shape(input_shape)
-    _check_positive_int(width, "width")
+    input_shape = check_input_shape(input_shape)
+    check_positive_int(width, "width")
     stem = _resolve_stem(stem, input_shape)
-    inputs, x = _inputs_and_normalized(input_shape, normalization, name)
+    inputs, x = inputs_and_normalized(input_shape, normalization, name)
     if stem == "cifar":
         # 32 px images keep their resolution into the first stage (SimCLR, App. B.9).
-        x = _conv_bn(x, width, 3, 1, "stem")
+        x = conv_bn(x, width, 3, 1, "stem")
     else:
-        x = _conv_bn(x, width, 7, 2, "stem")
+        x = conv_bn(x, width, 7, 2, "stem")
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, num_blocks in enumerate(blocks_per_stage):
         filters = width * 2**stage
@@ -266,236 +266,3 @@ def resnet50(
         _bottleneck_block, (3, 4, 6, 3), input_shape, stem, width,
         zero_init_residual, normalization, name,
     )
-
-
-def small_convnet(
-    input_shape=(32, 32, 3),
-    width=32,
-    feature_dim=128,
-    normalization=None,
-    name="small_convnet",
-):
-    """A small, fast convnet encoder for demos, tests and small images.
-
-    Three stages of two conv-BN-ReLU layers with width, 2*width and 4*width
-    channels. The first stage runs at full resolution; the next two each
-    start with a stride-2 conv, so an 8x8 input ends at 2x2 and a 32x32 one at
-    8x8 before global average pooling. A Dense-BN-ReLU layer then maps to
-    `feature_dim` features.
-
-    Args:
-        input_shape: tuple. (height, width, channels); spatial sizes may be None.
-        width: int. Channels of the first stage.
-        feature_dim: int or None. Size of the output features; None skips the
-            Dense layer and returns the 4*width pooled channels.
-        normalization: None or (mean, std); see `resnet18`.
-        name: str. The model name.
-
-    Returns:
-        A functional keras.Model mapping (B, H, W, C) images to (B, feature_dim).
-
-    Example:
-    >>> encoder = kerassl.backbones.small_convnet(input_shape=(8, 8, 1))
-    >>> kerassl.backbones.feature_dim(encoder)
-    128
-    """
-    input_shape = _check_input_shape(input_shape)
-    _check_positive_int(width, "width")
-    if feature_dim is not None:
-        _check_positive_int(feature_dim, "feature_dim")
-    inputs, x = _inputs_and_normalized(input_shape, normalization, name)
-    for stage in range(3):
-        filters = width * 2**stage
-        x = _conv_bn(x, filters, 3, 1 if stage == 0 else 2, f"stage{stage + 1}_1")
-        x = _conv_bn(x, filters, 3, 1, f"stage{stage + 1}_2")
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if feature_dim is not None:
-        x = layers.Dense(feature_dim, use_bias=False, name="features_dense")(x)
-        x = layers.BatchNormalization(
-            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="features_bn"
-        )(x)
-        x = layers.ReLU(name="features_relu")(x)
-    return keras.Model(inputs, x, name=name)
-
-
-_POOLING_2D = {"avg": layers.GlobalAveragePooling2D, "max": layers.GlobalMaxPooling2D}
-_POOLING_1D = {"avg": layers.GlobalAveragePooling1D, "max": layers.GlobalMaxPooling1D}
-
-
-def _single_input_shape(model, input_shape):
-    if input_shape is not None:
-        return tuple(input_shape)
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        raise ValueError(
-            f"Cannot tell the input shape of model {model.name!r} (it was never "
-            "built on a known input). Pass `input_shape=(height, width, channels)` "
-            "to kerassl.backbones.wrap."
-        ) from None
-    if isinstance(shape, dict) or (
-        isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple))
-    ):
-        raise ValueError(
-            f"Model {model.name!r} has several inputs ({shape}); an encoder takes "
-            "one batch of images. Wrap a model with a single image input."
-        )
-    return tuple(shape)[1:]
-
-
-def wrap(model, pooling="avg", name=None, input_shape=None, preprocessing=None):
-    """Turns any Keras image model into an encoder with pooled (B, D) features.
-
-    - 4-D output (B, h, w, c), e.g. `keras.applications` with
-      `include_top=False` or a keras-hub ResNet backbone: global average (or
-      max) pooling over h and w.
-    - 3-D output (B, tokens, dim), e.g. a ViT or DINOv2 backbone: mean (or
-      max) over the tokens.
-    - 2-D output: the model already is an encoder and is returned unchanged
-      (or, with `preprocessing`, nested behind it).
-
-    The model is nested as one layer of the new functional model, so
-    `encoder.get_layer(model.name)` gives it back (to freeze it, for example).
-
-    Args:
-        model: keras.Model with one image input and one output.
-        pooling: str. "avg" or "max".
-        name: str or None. Name of the encoder; default `"<model.name>_encoder"`.
-        input_shape: tuple or None. (height, width, channels) for a model that
-            does not know its input shape (an unbuilt subclassed model).
-        preprocessing: keras Layer or None. Applied to the [0, 1] images before
-            the model, e.g. `keras.layers.Rescaling(255.0)` for
-            `keras.applications` models that expect 0-255 inputs.
-
-    Returns:
-        A keras.Model mapping (B, H, W, C) images to (B, D).
-
-    Example:
-    >>> base = keras.applications.MobileNetV3Small(
-    ...     include_top=False, weights=None, input_shape=(32, 32, 3))
-    >>> encoder = kerassl.backbones.wrap(
-    ...     base, preprocessing=keras.layers.Rescaling(255.0))
-    >>> encoder.output.shape
-    (None, 576)
-    """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"wrap expects a keras.Model; got {type(model).__name__}."
-        )
-    if pooling not in _POOLING_2D:
-        raise ValueError(f"pooling must be 'avg' or 'max'; got {pooling!r}.")
-    shape = _single_input_shape(model, input_shape)
-    inputs = keras.Input(shape=shape, name=f"{model.name}_images")
-    x = preprocessing(inputs) if preprocessing is not None else inputs
-    features = model(x)
-    if isinstance(features, (list, tuple, dict)):
-        raise ValueError(
-            f"Model {model.name!r} has several outputs; an encoder needs one. "
-            "Build a model with the single feature output you want, then wrap it."
-        )
-    rank = len(features.shape)
-    if rank == 2:
-        if preprocessing is None:
-            return model
-        pooled = features
-    elif rank == 4:
-        pooled = _POOLING_2D[pooling](name=f"{pooling}_pool")(features)
-    elif rank == 3:
-        pooled = _POOLING_1D[pooling](name=f"{pooling}_token_pool")(features)
-    else:
-        raise ValueError(
-            f"Model {model.name!r} outputs shape {tuple(features.shape)} (rank "
-            f"{rank}); wrap handles feature maps (B, h, w, c), token sequences "
-            "(B, tokens, dim) and features (B, D)."
-        )
-    return keras.Model(inputs, pooled, name=name or f"{model.name}_encoder")
-
-
-def _output_shape(encoder):
-    try:
-        return tuple(encoder.output.shape)
-    except (AttributeError, ValueError):
-        pass
-    try:
-        return tuple(encoder.output_shape)
-    except (AttributeError, ValueError, TypeError):
-        raise ValueError(
-            f"Cannot tell the output shape of {getattr(encoder, 'name', encoder)!r}: "
-            "build it on a keras.Input first, or use kerassl.backbones.wrap(encoder)."
-        ) from None
-
-
-def feature_dim(encoder):
-    """The number of features D an encoder outputs, (B, D).
-
-    Args:
-        encoder: keras.Model with a single 2-D output.
-
-    Returns:
-        int.
-
-    Example:
-    >>> kerassl.backbones.feature_dim(kerassl.backbones.resnet18(width=16))
-    128
-    """
-    shape = _output_shape(encoder)
-    if shape and isinstance(shape[0], (list, tuple)):
-        raise ValueError(
-            f"Encoder {encoder.name!r} has several outputs {shape}; an encoder "
-            "needs one (B, D) output."
-        )
-    if len(shape) != 2:
-        raise ValueError(
-            f"Encoder {encoder.name!r} outputs shape {shape} (rank {len(shape)}), "
-            "not pooled features (B, D). Use kerassl.backbones.wrap(encoder) to "
-            "pool its feature map or tokens."
-        )
-    if shape[1] is None:
-        raise ValueError(
-            f"Encoder {encoder.name!r} outputs shape {shape} with an unknown "
-            "feature size; its last layer must have a fixed number of units."
-        )
-    return int(shape[1])
-
-
-from kerassl.backbones.vit import vit, vit_base, vit_small, vit_tiny  # noqa: E402
-
-_REGISTRY = {
-    "resnet18": resnet18,
-    "resnet50": resnet50,
-    "small_convnet": small_convnet,
-    "vit": vit,
-    "vit_tiny": vit_tiny,
-    "vit_small": vit_small,
-    "vit_base": vit_base,
-}
-
-
-def list_backbones():
-    """Names accepted by `kerassl.backbones.get`.
-
-    Example:
-    >>> kerassl.backbones.list_backbones()
-    ['resnet18', 'resnet50', 'small_convnet', 'vit', 'vit_base', 'vit_small', 'vit_tiny']
-    """
-    return sorted(_REGISTRY)
-
-
-def get(name, **kwargs):
-    """Builds a backbone by name.
-
-    Args:
-        name: str. One of `kerassl.backbones.list_backbones()`.
-        **kwargs: passed to the builder, e.g. `input_shape`, `width`.
-
-    Returns:
-        A keras.Model encoder.
-
-    Example:
-    >>> encoder = kerassl.backbones.get("resnet18", input_shape=(32, 32, 3), width=16)
-    """
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown backbone {name!r}; known backbones: {', '.join(list_backbones())}."
-        )
-    return _REGISTRY[name](**kwargs)

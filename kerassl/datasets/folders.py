@@ -5,10 +5,7 @@ import numpy as np
 from kerassl.datasets.cache import existing_path, extract_archive, is_archive, skip_wrapper_folder
 from kerassl.datasets.tfdata import subset_indices
 
-
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-
-
 # Above this many files, image_folder shows a progress bar.
 PROGRESS_MIN_FILES = 2000
 

@@ -38,6 +38,11 @@ def check_pair(z1, z2, name="embeddings", min_batch=2):
         )
 
 
+def check_rank(x, rank, name, layout):
+    if len(x.shape) != rank:
+        raise ValueError(f"{name} must be rank-{rank} {layout}; got shape {tuple(x.shape)}.")
+
+
 def l2_normalize(x, axis=-1, epsilon=1e-12):
     x = ops.cast(x, "float32")
     return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), epsilon))

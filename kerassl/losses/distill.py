@@ -1,20 +1,17 @@
-"""Losses of self-distillation (DINO) and masked image modelling (MAE).
+"""Losses of self-distillation (DINO).
 
 Pure `keras.ops` functions, like `kerassl.losses`: they take model outputs and
 nothing a model owns, check their arguments up front, compute in float32 and
 run on every backend inside or outside a compiled step.
 """
 
-import math
-
 from keras import ops
 
-from kerassl.losses.contrastive import check_temperature
+from kerassl.losses.contrastive import check_rank, check_temperature
 
-
-def _check_rank(x, rank, name, layout):
-    if len(x.shape) != rank:
-        raise ValueError(f"{name} must be rank-{rank} {layout}; got shape {tuple(x.shape)}.")
+# 0.1.0 kept these here: kerassl.losses_distill.cosine_schedule and friends still work.
+from kerassl.losses.reconstruction import masked_patch_loss, normalize_patches  # noqa: E402,F401
+from kerassl.schedules import cosine_schedule, linear_warmup  # noqa: E402,F401
 
 
 def dino_loss(student_logits, teacher_logits, center, student_temperature=0.1, teacher_temperature=0.04):
@@ -47,8 +44,8 @@ def dino_loss(student_logits, teacher_logits, center, student_temperature=0.1, t
     student_temperature = check_temperature(student_temperature)
     if isinstance(teacher_temperature, (int, float)):
         teacher_temperature = check_temperature(teacher_temperature)
-    _check_rank(student_logits, 3, "student_logits", "(num_crops, batch, K)")
-    _check_rank(teacher_logits, 3, "teacher_logits", "(num_global, batch, K)")
+    check_rank(student_logits, 3, "student_logits", "(num_crops, batch, K)")
+    check_rank(teacher_logits, 3, "teacher_logits", "(num_global, batch, K)")
     num_crops, num_global = student_logits.shape[0], teacher_logits.shape[0]
     if student_logits.shape[2] != teacher_logits.shape[2]:
         raise ValueError(
@@ -83,72 +80,3 @@ def entropy(probabilities, axis=-1):
     """
     probabilities = ops.cast(probabilities, "float32")
     return -ops.sum(probabilities * ops.log(ops.maximum(probabilities, 1e-12)), axis=axis)
-
-
-def cosine_schedule(step, total_steps, start, end):
-    """A value going from `start` to `end` along a half cosine over `total_steps`.
-
-    `end - (end - start) * (cos(pi * step / total) + 1) / 2`, held at `end`
-    after `total_steps`; `start` throughout when `total_steps` is 0 (unknown).
-    DINO's teacher momentum follows it from 0.996 to 1.
-
-    Args:
-        step: scalar tensor or number.
-        total_steps: scalar tensor or number.
-        start: float.
-        end: float.
-    """
-    step = ops.cast(step, "float32")
-    total = ops.cast(total_steps, "float32")
-    progress = ops.where(total > 0, ops.minimum(step / ops.maximum(total, 1.0), 1.0), 0.0)
-    return end - (end - start) * (ops.cos(math.pi * progress) + 1.0) / 2.0
-
-
-def linear_warmup(step, warmup_steps, start, end):
-    """`start` -> `end` linearly over `warmup_steps`, then `end` (DINO's teacher temperature)."""
-    if warmup_steps <= 0:
-        return ops.convert_to_tensor(end, "float32")
-    progress = ops.minimum(ops.cast(step, "float32") / float(warmup_steps), 1.0)
-    return start + (end - start) * progress
-
-
-def masked_patch_loss(predictions, targets, mask, normalize_targets=True, epsilon=1e-6):
-    """MAE's loss: mean squared error on the hidden patches only.
-
-    Args:
-        predictions: tensor (B, N, P). The decoder's pixels for every patch.
-        targets: tensor (B, N, P). The true patch pixels (`kerassl.vit.patchify`).
-        mask: tensor (B, N). 1 where the patch was hidden from the encoder.
-        normalize_targets: bool. Compare against each patch's pixels
-            normalized by its own mean and variance (MAE's "norm_pix_loss",
-            better representations).
-        epsilon: float. Added to the variance.
-
-    Returns:
-        Scalar float32 tensor: the per-patch MSE averaged over hidden patches.
-
-    Example:
-    >>> loss = kerassl.losses_distill.masked_patch_loss(pred, kerassl.vit.patchify(x, 4), mask)
-
-    Reference: He et al., "Masked Autoencoders Are Scalable Vision Learners",
-    CVPR 2022 (https://arxiv.org/abs/2111.06377).
-    """
-    _check_rank(predictions, 3, "predictions", "(batch, patches, pixels)")
-    if tuple(predictions.shape[1:]) != tuple(targets.shape[1:]):
-        raise ValueError(
-            f"predictions {tuple(predictions.shape)} and targets {tuple(targets.shape)} differ in shape."
-        )
-    _check_rank(mask, 2, "mask", "(batch, patches)")
-    targets = ops.cast(targets, "float32")
-    if normalize_targets:
-        targets = normalize_patches(targets, epsilon)
-    error = ops.mean(ops.square(ops.cast(predictions, "float32") - targets), axis=-1)
-    mask = ops.cast(mask, "float32")
-    return ops.sum(error * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
-def normalize_patches(patches, epsilon=1e-6):
-    """Each patch minus its mean, over the square root of its variance + epsilon."""
-    mean = ops.mean(patches, axis=-1, keepdims=True)
-    variance = ops.var(patches, axis=-1, keepdims=True)
-    return (patches - mean) / ops.sqrt(variance + epsilon)

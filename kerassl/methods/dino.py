@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerassl import augment, losses
+from kerassl import augment, losses, schedules
 from kerassl.backbones import vit
 from kerassl.losses import distill as losses_distill
 from kerassl.methods.base import SSLMethod, split_inputs
@@ -372,10 +372,10 @@ class DINO(SSLMethod):
 
     # -- schedules -------------------------------------------------------------
     def teacher_momentum_at(self, step):
-        return losses_distill.cosine_schedule(step, self.schedule_steps, self.momentum_start, self.momentum_end)
+        return schedules.cosine_schedule(step, self.schedule_steps, self.momentum_start, self.momentum_end)
 
     def teacher_temperature_at(self, step):
-        return losses_distill.linear_warmup(
+        return schedules.linear_warmup(
             step, self.teacher_temperature_warmup_steps, self.warmup_teacher_temperature, self.teacher_temperature
         )
 

@@ -10,74 +10,13 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from kerassl.methods.autoencoder import conv_decoder, upsampling_stages
+from kerassl.backbones.decoders import dcgan_generator, upsampling_stages
+from kerassl.losses.gan import discriminator_loss, generator_loss, sigmoid_cross_entropy  # noqa: F401
 from kerassl.methods.base import SSLMethod, split_inputs
 from kerassl.registry import register
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 DEFAULT_IMAGE_SHAPE = (32, 32, 3)
-
-
-# --- losses --------------------------------------------------------------------
-
-
-def sigmoid_cross_entropy(targets, logits):
-    """Mean binary cross-entropy of logits against targets in [0, 1], computed stably."""
-    logits = ops.cast(logits, "float32")
-    # -t log s(l) - (1 - t) log(1 - s(l)) = softplus(l) - t l
-    return ops.mean(ops.softplus(logits) - targets * logits)
-
-
-def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
-    """The discriminator's cross-entropy: real images are 1, generated ones 0.
-
-    Args:
-        real_logits: tensor (B, 1). Discriminator logits on real images.
-        fake_logits: tensor (B, 1). Logits on generated images.
-        label_smoothing: float in [0, 1). One-sided label smoothing (Salimans
-            et al., 2016): real targets become 1 - label_smoothing, fake
-            targets stay 0, so the discriminator is not pushed to
-            overconfidence.
-
-    Returns:
-        Scalar: the sum of the mean loss on real and on fake images.
-    """
-    return sigmoid_cross_entropy(1.0 - label_smoothing, real_logits) + sigmoid_cross_entropy(
-        0.0, fake_logits
-    )
-
-
-def generator_loss(fake_logits):
-    """The non-saturating generator loss, -log D(G(z)) (Goodfellow et al., 2014).
-
-    It has strong gradients early on, when the discriminator easily rejects
-    the samples, where the minimax form log(1 - D(G(z))) saturates.
-    """
-    return sigmoid_cross_entropy(1.0, fake_logits)
-
-
-# --- networks ------------------------------------------------------------------
-
-
-def dcgan_generator(latent_dim, image_shape, width=64, name="generator"):
-    """DCGAN's generator: project and reshape, then fractionally-strided convolutions.
-
-    BatchNorm and ReLU in every hidden layer, no pooling or fully connected
-    hidden layers (Radford et al., 2015). The output goes through a sigmoid
-    so images are in [0, 1], kerassl's convention (the paper's tanh,
-    rescaled: sigmoid(2x) = (tanh(x) + 1) / 2).
-
-    Args:
-        latent_dim: int. Size of the noise vectors.
-        image_shape: tuple (height, width, channels).
-        width: int. Channels of the last hidden layer, doubling towards the
-            input: 32x32 images with width 64 go 256 (4x4), 128, 64, 3.
-        name: str.
-
-    Returns:
-        A functional keras.Model from (B, latent_dim) to (B, H, W, C).
-    """
-    return conv_decoder(latent_dim, image_shape, width=width, name=name)
 
 
 def dcgan_discriminator(image_shape, width=64, name="discriminator"):

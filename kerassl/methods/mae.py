@@ -6,7 +6,7 @@ from keras import ops
 
 from kerassl import augment
 from kerassl.backbones import vit
-from kerassl.losses import distill as losses_distill
+from kerassl.losses import reconstruction
 from kerassl.methods.base import SSLMethod, split_inputs
 from kerassl.registry import register
 
@@ -219,7 +219,7 @@ class MAE(SSLMethod):
             y_pred = self(x, training=True)
         _, labels = split_inputs(x)
         labels = y if y is not None else labels
-        loss = losses_distill.masked_patch_loss(
+        loss = reconstruction.masked_patch_loss(
             y_pred["predictions"], y_pred["targets"], y_pred["mask"], self.normalize_targets
         )
         self.reconstruction_loss_tracker.update_state(loss)
