@@ -8,7 +8,12 @@ harness checks the contract the whole library relies on:
   floats;
 - `get_config`/`from_config` round trip; `.keras` save and load with
   `safe_mode=True` and no custom objects gives identical predictions, and the
-  loaded model keeps training.
+  loaded model keeps training;
+- with `xla=True`, on TensorFlow, the whole training step compiles with XLA
+  (`jit_compile=True` survives the first `fit`: no layer blocked it).
+
+Methods that train on more than images (CLIP's captions) pass `targets`; the
+GAN, which builds its own encoder, passes `make_encoder=None`.
 """
 
 import math
@@ -40,6 +45,8 @@ def run_method_test(
     expected_metrics=(),
     optimizer="adam",
     data_variants=True,
+    xla=False,
+    targets=None,
 ):
     """Runs the shared contract checks on one method.
 
@@ -50,30 +57,39 @@ def run_method_test(
         input_shape: (height, width, channels) of the test images.
         batch_size: int.
         expected_metrics: names that must appear in the History.
+        optimizer: passed to `compile(optimizer=...)`; None compiles with
+            the method's defaults (the GAN's two optimizers).
         data_variants: bool. Also fit on float arrays, a tf.data dataset of
             (images, labels) and a generator. Each is one more compiled step
             (10 s or more on JAX), so secondary callers may skip them.
+        xla: bool. Also check, on TensorFlow, that a fresh model's whole step
+            compiles with XLA (JAX always compiles it).
+        targets: callable(labels) -> what `fit` takes beside the images (CLIP's
+            captions), or None for methods that learn from images alone.
     """
     import tensorflow as tf
 
     images, labels = tiny_data(input_shape)
-    model = make_method(make_encoder(input_shape))
-    model.compile(optimizer=optimizer)
+    make = lambda: make_method(make_encoder(input_shape) if make_encoder else None)  # noqa: E731
+    model = make()
+    compile_method(model, optimizer)
+    y = targets(labels) if targets else None
 
-    history = model.fit(images, batch_size=batch_size, epochs=1, verbose=0)
-    assert_finite_history(history, expected_metrics)
+    def fit(model, x, **kwargs):
+        return model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, **kwargs)
+
+    assert_finite_history(fit(model, images), expected_metrics)
 
     float_images = images.astype("float32") / 255.0
     if data_variants:
-        assert_finite_history(
-            model.fit(float_images, batch_size=batch_size, epochs=1, verbose=0)
-        )
-        pairs = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
-        assert_finite_history(model.fit(pairs, epochs=1, verbose=0))
+        assert_finite_history(fit(model, float_images))
+        pairs = tf.data.Dataset.from_tensor_slices((images, labels if y is None else y))
+        assert_finite_history(model.fit(pairs.batch(batch_size), epochs=1, verbose=0))
 
         def generator():
             for start in range(0, len(images), batch_size):
-                yield images[start : start + batch_size]
+                batch = images[start : start + batch_size]
+                yield batch if y is None else (batch, y[start : start + batch_size])
 
         assert_finite_history(model.fit(generator(), epochs=1, verbose=0))
 
@@ -97,5 +113,31 @@ def run_method_test(
     np.testing.assert_allclose(
         loaded.predict(images, batch_size=batch_size, verbose=0), features, rtol=1e-5, atol=1e-5
     )
-    assert_finite_history(loaded.fit(images, batch_size=batch_size, epochs=1, verbose=0))
+    assert_finite_history(fit(loaded, images))
+
+    if xla:
+        check_compiles_with_xla(make, images, y, batch_size, optimizer)
     return model
+
+
+def compile_method(model, optimizer, **kwargs):
+    if optimizer is None:
+        model.compile(**kwargs)
+    else:
+        model.compile(optimizer=optimizer, **kwargs)
+
+
+def check_compiles_with_xla(make_model, images, y=None, batch_size=8, optimizer="adam"):
+    """On TensorFlow, a fresh model's whole training step compiles with XLA.
+
+    Keras quietly falls back to `jit_compile=False` when a layer declares
+    `supports_jit=False`; this fails instead. On JAX every step is compiled
+    anyway, so there is nothing to check.
+    """
+    if keras.config.backend() != "tensorflow":
+        return
+    model = make_model()
+    compile_method(model, optimizer, jit_compile=True)
+    history = model.fit(images, y, batch_size=batch_size, epochs=1, verbose=0)
+    assert_finite_history(history)
+    assert model.jit_compile, "a layer in the step blocked XLA compilation"

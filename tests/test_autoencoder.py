@@ -58,6 +58,7 @@ def test_method_contract_denoising(tmp_path):
         tmp_path,
         expected_metrics=("reconstruction_error",),
         data_variants=False,
+        xla=True,
     )
     images = random_images(5)
     reconstructions = model.reconstruct(images, batch_size=2)
@@ -139,10 +140,3 @@ def test_reconstruction_improves_and_beats_random_init_by_knn(noise):
     after = kerassl.evaluate.knn_accuracy(model.encoder, x_bank, y_bank, x_test, y_test, **knn)
     assert after > before + 0.1, (before, after)
 
-
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="XLA flag is TensorFlow's")
-def test_whole_step_compiles_with_xla():
-    model = make_autoencoder(tiny_encoder(), noise="gaussian")
-    model.compile(optimizer="adam", jit_compile=True)
-    model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
-    assert model.jit_compile, "a layer in the step blocked XLA compilation"

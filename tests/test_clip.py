@@ -11,6 +11,7 @@ from kerassl import retrieval
 from kerassl.losses_clip import clip_accuracy, clip_loss
 from kerassl.methods.clip import CLIP, ZeroShotClassifier
 from kerassl.text import TextEncoder, Tokenizer
+from tests.method_harness import check_compiles_with_xla, run_method_test
 
 NAMES = ("red", "green", "blue")
 
@@ -92,6 +93,27 @@ def history_ok(history):
     for name in ("loss", "image_to_text_accuracy", "text_to_image_accuracy", "logit_scale"):
         assert name in history.history, sorted(history.history)
         assert all(math.isfinite(v) for v in history.history[name])
+
+
+def caption_targets(labels):
+    return captions_lib.captions_from_labels(labels, NAMES, templates=["a {} square."], seed=0)
+
+
+def test_method_contract(make_encoder, tmp_path):
+    run_method_test(
+        lambda encoder: make_clip(lambda shape: encoder),
+        make_encoder,
+        tmp_path,
+        expected_metrics=("image_to_text_accuracy", "text_to_image_accuracy", "logit_scale"),
+        data_variants=False,  # tf.data and raw strings: test_fit_encode_save_load_round_trip
+        targets=caption_targets,
+    )
+
+
+@pytest.mark.slow  # XLA compiles a transformer step on CPU: about 25 s
+def test_whole_step_compiles_with_xla(make_encoder):
+    images, captions, _ = tiny_pairs()
+    check_compiles_with_xla(lambda: make_clip(make_encoder), images, captions)
 
 
 def test_fit_encode_save_load_round_trip(make_encoder, tmp_path):
@@ -303,15 +325,6 @@ def test_read_captions_from_csv_and_jsonl(tmp_path, suffix):
     with pytest.raises(ValueError, match="no column 'text'"):
         captions_lib.read_captions(file, caption_column="text")
 
-
-@pytest.mark.slow  # XLA compiles a transformer step on CPU: about 25 s
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="XLA flag is TensorFlow's")
-def test_whole_step_compiles_with_xla(make_encoder):
-    images, captions, _ = tiny_pairs()
-    clip = make_clip(make_encoder)
-    clip.compile(optimizer="adam", jit_compile=True)
-    history_ok(clip.fit(images, captions, batch_size=8, epochs=1, verbose=0))
-    assert clip.jit_compile, "a layer in the step blocked XLA compilation"
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from kerassl.methods.gan import (
     generator_loss,
 )
 from tests.conftest import random_images, shared_data_file
+from tests.method_harness import run_method_test
 
 backend_supported = pytest.mark.skipif(
     keras.config.backend() not in ("tensorflow", "jax"),
@@ -80,6 +81,20 @@ def test_encoder_shares_the_discriminator_weights():
         model.predict(images, verbose=0),
         keras.ops.convert_to_numpy(model.encoder(images.astype("float32") / 255.0)),
         rtol=1e-5, atol=1e-5,
+    )
+
+
+@backend_supported
+def test_method_contract(tmp_path):
+    run_method_test(
+        lambda _: tiny_gan(label_smoothing=0.1),
+        None,
+        tmp_path,
+        input_shape=(16, 16, 1),
+        expected_metrics=("discriminator_loss", "generator_loss", "real_score", "fake_score"),
+        optimizer=None,
+        data_variants=False,
+        xla=True,
     )
 
 
@@ -230,10 +245,3 @@ def test_trains_without_nan_samples_change_and_encoder_beats_random_init():
     after = kerassl.evaluate.knn_accuracy(model.encoder, x[:1000], y[:1000], x_test, y_test, **knn)
     assert after > before + 0.015, (before, after)
 
-
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="XLA flag is TensorFlow's")
-def test_whole_step_compiles_with_xla():
-    model = tiny_gan()
-    model.compile(jit_compile=True)
-    history = model.fit(random_images(16, size=16, channels=1), batch_size=8, epochs=1, verbose=0)
-    assert model.jit_compile and np.isfinite(history.history["loss"][0])

@@ -110,6 +110,7 @@ def test_method_contract(tmp_path):
         tmp_path,
         expected_metrics=("puzzle_accuracy",),
         data_variants=False,
+        xla=True,
     )
     loaded = keras.saving.load_model(tmp_path / "method.keras", safe_mode=True)
     np.testing.assert_array_equal(loaded.permutations, model.permutations)
@@ -173,10 +174,3 @@ def test_solves_puzzles_and_beats_random_init_by_knn():
     after = kerassl.evaluate.knn_accuracy(model.encoder, x_bank, y_bank, x_test, y_test, **knn)
     assert after > before + 0.04, (before, after)
 
-
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="XLA flag is TensorFlow's")
-def test_whole_step_compiles_with_xla():
-    model = make_jigsaw(free_size_encoder())
-    model.compile(optimizer="adam", jit_compile=True)
-    model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
-    assert model.jit_compile, "a layer in the step blocked XLA compilation"

@@ -60,6 +60,7 @@ def test_method_contract(tmp_path):
         tmp_path,
         expected_metrics=("rotation_accuracy",),
         data_variants=False,
+        xla=True,
     )
 
 
@@ -120,10 +121,3 @@ def test_learns_rotations_and_beats_random_init_by_knn():
     after = kerassl.evaluate.knn_accuracy(model.encoder, x_bank, y_bank, x_test, y_test, **knn)
     assert after > before + 0.05, (before, after)
 
-
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="XLA flag is TensorFlow's")
-def test_whole_step_compiles_with_xla():
-    model = make_rotnet(tiny_encoder())
-    model.compile(optimizer="adam", jit_compile=True)
-    model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
-    assert model.jit_compile, "a layer in the step blocked XLA compilation"

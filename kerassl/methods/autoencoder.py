@@ -151,10 +151,7 @@ class Autoencoder(SSLMethod):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
-        _, labels = split_inputs(x)
-        labels = y if y is not None else labels
+        y_pred, labels = self.training_outputs(x, y, y_pred)
         targets = ops.cast(y_pred["targets"], "float32")
         outputs = ops.cast(y_pred["reconstructions"], "float32")
         squared_error = ops.mean(ops.square(outputs - targets))

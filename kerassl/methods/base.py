@@ -153,6 +153,29 @@ class SSLMethod(keras.Model):
         images, _ = split_inputs(inputs)
         return self.encoder(self.prepare_images(images), training=False)
 
+    def training_outputs(self, x, y=None, y_pred=None):
+        """What every `compute_loss` starts from: `call`'s training outputs and the labels.
+
+        Keras's trainers pass `y_pred = self(x, training=True)`; a direct call
+        to `compute_loss(x)` gets it computed here. Labels come from `y`, or
+        from `(images, labels)` batches, and are None for unlabelled data.
+
+        Returns:
+            `(y_pred, labels)`.
+
+        Example:
+        ```python
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            y_pred, labels = self.training_outputs(x, y, y_pred)
+            loss = my_loss(y_pred["projections"])
+            return loss + self.online_probe_loss(labels, y_pred["features"])
+        ```
+        """
+        if not isinstance(y_pred, dict):
+            y_pred = self(x, training=True)
+        _, labels = split_inputs(x)
+        return y_pred, (y if y is not None else labels)
+
     def online_probe_loss(self, labels, features):
         """Cross-entropy of the online probe on stop-gradient features (0 without labels)."""
         if self.probe is None or labels is None:
@@ -172,7 +195,13 @@ class SSLMethod(keras.Model):
 
     # -- training ----------------------------------------------------------
     def fit(self, x=None, y=None, **kwargs):
-        """`keras.Model.fit`, with input checks up front and an error on NaN losses."""
+        """`keras.Model.fit`, with input checks up front and an error on NaN losses.
+
+        The one `fit` of the methods: a method that must see the data or the
+        run's length first (DINO sizes its momentum schedule) overrides
+        `before_fit` instead.
+        """
+        self.before_fit(x, **kwargs)
         if isinstance(x, np.ndarray):
             check_numpy_images(x)
         elif isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray):
@@ -183,6 +212,9 @@ class SSLMethod(keras.Model):
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss())
         return super().fit(x, y, callbacks=callbacks, **kwargs)
+
+    def before_fit(self, x, **fit_kwargs):
+        """Called by `fit` with its data and keyword arguments before training; no-op here."""
 
     # -- serialization -----------------------------------------------------
     def get_config(self):

@@ -413,10 +413,7 @@ class DINO(SSLMethod):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
-        _, labels = split_inputs(x)
-        labels = y if y is not None else labels
+        y_pred, labels = self.training_outputs(x, y, y_pred)
         step = ops.convert_to_tensor(self.step_counter)
         temperature = self.teacher_temperature_at(step)
         teacher_logits = ops.cast(y_pred["teacher_logits"], "float32")
@@ -447,14 +444,13 @@ class DINO(SSLMethod):
             teacher.assign(momentum * teacher + (1.0 - momentum) * value)
 
     # -- training --------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, steps_per_epoch=None, **kwargs):
-        """`keras.Model.fit`; also sets the momentum schedule's length if not given."""
+    def before_fit(self, x, batch_size=None, epochs=1, steps_per_epoch=None, initial_epoch=0, **kwargs):
+        """Sets the momentum schedule's length from the run `fit` starts, if not given."""
         if self.momentum_schedule_steps is None:
-            steps = _count_steps(x, batch_size, epochs, steps_per_epoch, kwargs.get("initial_epoch", 0))
+            steps = _count_steps(x, batch_size, epochs, steps_per_epoch, initial_epoch)
             if steps:
                 done = float(ops.convert_to_numpy(self.step_counter))
                 self.schedule_steps.assign(done + steps)
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -354,10 +354,7 @@ class Jigsaw(SSLMethod):
         return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
-        _, labels = split_inputs(x)
-        labels = y if y is not None else labels
+        y_pred, labels = self.training_outputs(x, y, y_pred)
         logits = ops.cast(y_pred["logits"], "float32")
         targets = y_pred["puzzle_labels"]
         loss = ops.mean(

@@ -215,10 +215,7 @@ class MAE(SSLMethod):
         return self.masked_forward(views, training=True)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
-        _, labels = split_inputs(x)
-        labels = y if y is not None else labels
+        y_pred, labels = self.training_outputs(x, y, y_pred)
         loss = reconstruction.masked_patch_loss(
             y_pred["predictions"], y_pred["targets"], y_pred["mask"], self.normalize_targets
         )

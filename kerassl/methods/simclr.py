@@ -105,10 +105,7 @@ class SimCLR(SSLMethod):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
-        _, labels = split_inputs(x)
-        labels = y if y is not None else labels
+        y_pred, labels = self.training_outputs(x, y, y_pred)
         z1, z2 = ops.split(ops.cast(y_pred["projections"], "float32"), 2, axis=0)
         loss = losses.nt_xent(z1, z2, self.temperature)
         z1, z2 = ops.stop_gradient(z1), ops.stop_gradient(z2)
