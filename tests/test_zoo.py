@@ -365,6 +365,9 @@ def test_every_preset_entry_is_complete(name):
     assert {"image_size", "channels", "value_range", "mean", "std"} <= set(entry["input_contract"])
     recipe = pathlib.Path(__file__).resolve().parents[1] / entry["recipe"]
     assert (recipe / "recipe.json").is_file() and (recipe / "metrics.json").is_file()
+    # One source of truth: the recipe says how to train, the preset what the entry is.
+    shared = {"hub_id", "method", "backbone", "backbone_kwargs", "dataset"}
+    assert not shared & set(json.loads((recipe / "recipe.json").read_text()))
     if not entry["published"]:
         with pytest.raises(zoo.HubAccessError, match="not published yet"):
             zoo.load_encoder(name)

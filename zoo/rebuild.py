@@ -3,7 +3,8 @@
     python zoo/rebuild.py simclr_resnet18_cifar10 --data-path /path/to/cifar10 --push --tag v1.0
     python zoo/rebuild.py simclr_resnet18_cifar10 --data-path /path/to/cifar10 --smoke
 
-Everything the run does comes from `zoo/<entry>/recipe.json`. Only a full run
+Everything the run does comes from `zoo/<entry>/recipe.json` plus the entry's
+preset in `kerassl/zoo/presets.py` (hub id, method, backbone, dataset: written once). Only a full run
 of that recipe rewrites `zoo/<entry>/metrics.json`; a smoke run or a run with
 overridden settings writes its results under --output-dir only, so a quick test
 never replaces published figures. Needs a GPU for a full run (about 25 minutes
@@ -49,7 +50,25 @@ def read_recipe(entry):
     if not (folder / "recipe.json").is_file():
         known = sorted(p.name for p in ZOO.iterdir() if (p / "recipe.json").is_file())
         raise SystemExit(f"error: no zoo/{entry}/recipe.json; entries: {', '.join(known)}")
-    return folder, json.loads((folder / "recipe.json").read_text())
+    return folder, merge_preset(entry, json.loads((folder / "recipe.json").read_text()))
+
+
+# The facts a preset and its recipe share live once, in kerassl/zoo/presets.py.
+PRESET_FACTS = ("hub_id", "method", "backbone", "backbone_kwargs", "dataset")
+
+
+def merge_preset(entry, recipe):
+    """The recipe with the preset's facts (hub id, method, backbone, dataset) filled in."""
+    import kerassl.zoo
+
+    preset = kerassl.zoo.get_preset(entry)
+    repeated = sorted(set(recipe) & set(PRESET_FACTS))
+    if repeated:
+        raise SystemExit(
+            f"error: zoo/{entry}/recipe.json repeats {', '.join(repeated)}; those live in "
+            "kerassl/zoo/presets.py only"
+        )
+    return {**recipe, **{key: preset[key] for key in PRESET_FACTS if key in preset}}
 
 
 def make_optimizer(recipe, steps):
