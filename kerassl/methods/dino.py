@@ -97,7 +97,7 @@ class DINO(SSLMethod):
     the same architecture, sees the global crops only; its outputs are
     centred (a running mean, `center_momentum`) and sharpened (a low
     temperature, warmed up linearly) into targets that the student must
-    predict from every other crop (`kerassl.losses_distill.dino_loss`).
+    predict from every other crop (`kerassl.losses.dino_loss`).
     Centering keeps one dimension from dominating, sharpening keeps the
     output from going uniform: together they avoid collapse without
     negatives or a predictor.
