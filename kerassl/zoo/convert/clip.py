@@ -26,55 +26,22 @@ from kerassl.clip_bpe import CLIPTokenizer
 from kerassl.methods.clip import CLIP
 from kerassl.text import TextEncoder
 from kerassl.vit import VisionTransformer
+from kerassl.zoo.convert.common import Assignments, Checkpoint, check_image_size, source_grid
+from kerassl.zoo.convert.positions import resize_positions
 from kerassl.zoo.errors import ConversionError
 
 MODEL_TYPES = ("clip",)
 # OpenAI's pixel statistics, used when a repo has no preprocessor_config.json.
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-ACTIVATIONS = {"quick_gelu": "quick_gelu", "gelu": "gelu"}
-
-
-class _Tensors:
-    """Checkpoint tensors taken by name, each checked for presence and shape."""
-
-    def __init__(self, tensors):
-        self.tensors = tensors
-
-    def take(self, name, shape=None):
-        if name not in self.tensors:
-            raise ConversionError(
-                f"the checkpoint has no weight {name!r}: it is not a complete CLIPModel "
-                "checkpoint (a CLIPVisionModel or a pruned file?)."
-            )
-        array = np.asarray(self.tensors[name], "float32")
-        if shape is not None and tuple(array.shape) != tuple(shape):
-            raise ConversionError(
-                f"weight {name!r} has shape {tuple(array.shape)} but config.json implies "
-                f"{tuple(shape)}: the weights and the config belong to different models."
-            )
-        return array
-
-
-def _assign(variable, array):
-    variable.assign(np.asarray(array, "float32").reshape(tuple(variable.shape)))
-
-
-def _norm(layer, tensors, prefix, dim):
-    _assign(layer.gamma, tensors.take(f"{prefix}.weight", (dim,)))
-    _assign(layer.beta, tensors.take(f"{prefix}.bias", (dim,)))
-
-
-def _dense(layer, tensors, prefix, units, inputs, bias=True):
-    _assign(layer.kernel, tensors.take(f"{prefix}.weight", (units, inputs)).T)
-    if bias:
-        _assign(layer.bias, tensors.take(f"{prefix}.bias", (units,)))
+ACTIVATIONS = ("quick_gelu", "gelu")
+WHERE = "CLIP checkpoint"
 
 
 def _sub_config(config, key):
     sub = config.get(key)
     if not isinstance(sub, dict):
-        raise ConversionError(f"config.json of a CLIP model needs a {key!r} object.")
+        raise ConversionError(f"{WHERE}: config.json of a CLIP model needs a {key!r} object.")
     return sub
 
 
@@ -82,34 +49,36 @@ def _activation(sub, tower):
     act = sub.get("hidden_act", "quick_gelu")
     if act not in ACTIVATIONS:
         raise ConversionError(
-            f"the {tower} tower uses hidden_act={act!r}; kerassl converts {sorted(ACTIVATIONS)}."
+            f"{WHERE}: the {tower} tower uses hidden_act={act!r}; kerassl converts {ACTIVATIONS}."
         )
-    return ACTIVATIONS[act]
+    return act
 
 
 def _pixel_statistics(preprocessor):
     preprocessor = preprocessor or {}
-    return (
-        tuple(preprocessor.get("image_mean", OPENAI_MEAN)),
-        tuple(preprocessor.get("image_std", OPENAI_STD)),
-    )
+    mean = [float(v) for v in preprocessor.get("image_mean", OPENAI_MEAN)]
+    std = [float(v) for v in preprocessor.get("image_std", OPENAI_STD)]
+    return mean, std
 
 
-def _vision_transformer(config, tensors, preprocessor, input_range):
+def _image_size(config, image_size):
     sub = _sub_config(config, "vision_config")
-    dim, depth = int(sub.get("hidden_size", 768)), int(sub.get("num_hidden_layers", 12))
-    native, patch = int(sub.get("image_size", 224)), int(sub.get("patch_size", 32))
-    hidden = int(sub.get("intermediate_size", 4 * dim))
-    channels = int(sub.get("num_channels", 3))
+    size = int(sub.get("image_size", 224)) if image_size is None else image_size
+    return check_image_size(size, int(sub.get("patch_size", 32)), WHERE)
+
+
+def _vision_transformer(config, preprocessor, image_size, input_range):
+    sub = _sub_config(config, "vision_config")
+    dim = int(sub.get("hidden_size", 768))
     mean, std = _pixel_statistics(preprocessor)
     transformer = VisionTransformer(
-        image_size=native,
-        patch_size=patch,
-        channels=channels,
+        image_size=_image_size(config, image_size),
+        patch_size=int(sub.get("patch_size", 32)),
+        channels=int(sub.get("num_channels", 3)),
         hidden_dim=dim,
-        depth=depth,
+        depth=int(sub.get("num_hidden_layers", 12)),
         num_heads=int(sub.get("num_attention_heads", 12)),
-        mlp_ratio=hidden / dim,
+        mlp_ratio=int(sub.get("intermediate_size", 4 * dim)) / dim,
         layer_norm_epsilon=float(sub.get("layer_norm_eps", 1e-5)),
         activation=_activation(sub, "vision"),
         pre_norm=True,
@@ -119,44 +88,39 @@ def _vision_transformer(config, tensors, preprocessor, input_range):
         input_range=input_range,
         name="clip_vision_transformer",
     )
-    transformer.build((None, native, native, channels))
-    grid = (native // patch) ** 2
-    p = "vision_model."
-    kernel = tensors.take(p + "embeddings.patch_embedding.weight", (dim, channels, patch, patch))
-    _assign(transformer.patch_embedding.kernel, kernel.transpose(2, 3, 1, 0))
-    _assign(transformer.cls_token, tensors.take(p + "embeddings.class_embedding", (dim,)))
-    positions = tensors.take(p + "embeddings.position_embedding.weight", (grid + 1, dim))
-    _assign(transformer.cls_position, positions[:1])
-    _assign(transformer.patch_positions, positions[1:])
-    _norm(transformer.pre_norm_layer, tensors, p + "pre_layrnorm", dim)
-    for i, block in enumerate(transformer.blocks):
-        q = f"{p}encoder.layers.{i}."
-        _norm(block.norm1, tensors, q + "layer_norm1", dim)
-        attn = q + "self_attn."
-        kernels = [tensors.take(f"{attn}{n}_proj.weight", (dim, dim)).T for n in "qkv"]
-        biases = [tensors.take(f"{attn}{n}_proj.bias", (dim,)) for n in "qkv"]
-        _assign(block.attention.qkv.kernel, np.concatenate(kernels, axis=1))
-        _assign(block.attention.qkv.bias, np.concatenate(biases))
-        _dense(block.attention.projection, tensors, attn + "out_proj", dim, dim)
-        _norm(block.norm2, tensors, q + "layer_norm2", dim)
-        _dense(block.mlp_in, tensors, q + "mlp.fc1", block.hidden_size, dim)
-        _dense(block.mlp_out, tensors, q + "mlp.fc2", dim, block.hidden_size)
-    _norm(transformer.norm, tensors, p + "post_layernorm", dim)
+    transformer.build()
     return transformer
 
 
-def _image_size(config, image_size):
-    native = int(_sub_config(config, "vision_config").get("image_size", 224))
-    return native if image_size is None else int(image_size)
-
-
-def _projection(tensors, name, inputs):
-    weight = tensors.take(name)
-    if weight.ndim != 2 or weight.shape[1] != inputs:
-        raise ConversionError(
-            f"weight {name!r} has shape {weight.shape}; expected (projection_dim, {inputs})."
-        )
-    return weight
+def _add_vision(assign, transformer, checkpoint):
+    """The vision tower's weights; position embeddings resized as transformers does."""
+    p, dim = "vision_model.", transformer.hidden_dim
+    kernel = checkpoint.take(p + "embeddings.patch_embedding.weight")
+    assign.add(transformer.patch_embedding.kernel, kernel.transpose(2, 3, 1, 0), "patch_embedding")
+    cls = checkpoint.take(p + "embeddings.class_embedding")
+    assign.add(transformer.cls_token, cls.reshape(1, 1, -1), "class_embedding")
+    positions = checkpoint.take(p + "embeddings.position_embedding.weight")
+    assign.add(transformer.cls_position, positions[None, :1], "CLS position embedding")
+    grid = source_grid(len(positions) - 1, WHERE)
+    table = positions[1:].reshape(*grid, positions.shape[-1])
+    if tuple(grid) != tuple(transformer.grid_size):
+        # transformers' interpolate_pos_encoding: bicubic, align_corners=False, no antialiasing.
+        table = resize_positions(table, transformer.grid_size)
+    assign.add(transformer.patch_positions, table.reshape(1, -1, dim), "patch position embeddings")
+    assign.norm(transformer.pre_norm_layer, checkpoint, p + "pre_layrnorm")
+    for i, block in enumerate(transformer.blocks):
+        base = f"{p}encoder.layers.{i}."
+        attn = base + "self_attn."
+        kernels = [checkpoint.take(f"{attn}{n}_proj.weight").T for n in "qkv"]
+        biases = [checkpoint.take(f"{attn}{n}_proj.bias") for n in "qkv"]
+        assign.add(block.attention.qkv.kernel, np.concatenate(kernels, axis=1), attn + "q/k/v")
+        assign.add(block.attention.qkv.bias, np.concatenate(biases), attn + "q/k/v bias")
+        assign.dense(block.attention.projection, checkpoint, attn + "out_proj")
+        assign.norm(block.norm1, checkpoint, base + "layer_norm1")
+        assign.norm(block.norm2, checkpoint, base + "layer_norm2")
+        assign.dense(block.mlp_in, checkpoint, base + "mlp.fc1")
+        assign.dense(block.mlp_out, checkpoint, base + "mlp.fc2")
+    assign.norm(transformer.norm, checkpoint, p + "post_layernorm")
 
 
 def encoder_from_checkpoint(config, tensors, preprocessor, image_size=None):
@@ -164,14 +128,14 @@ def encoder_from_checkpoint(config, tensors, preprocessor, image_size=None):
 
     The model takes uint8 or [0, 1] images at `image_size` (default: the
     checkpoint's, 224) and normalizes them with the checkpoint's mean/std
-    inside; at another size the position embeddings are interpolated as
+    inside; at another size the position embeddings are resized as
     `transformers` does with `interpolate_pos_encoding=True`.
 
     Args:
         config: dict. The repo's config.json (`model_type` "clip").
         tensors: dict of str -> NumPy array. The checkpoint's weights.
         preprocessor: dict or None. preprocessor_config.json (image_mean, image_std).
-        image_size: int or None.
+        image_size: int, (height, width) or None.
 
     Returns:
         keras.Model (B, H, W, 3) -> (B, projection_dim), unit-norm rows.
@@ -179,29 +143,29 @@ def encoder_from_checkpoint(config, tensors, preprocessor, image_size=None):
     Example:
     >>> encoder = kerassl.zoo.load_encoder("clip_vitb32")
     """
-    tensors = _Tensors(tensors)
-    size = _image_size(config, image_size)
-    transformer = _vision_transformer(config, tensors, preprocessor, input_range="auto")
-    weight = _projection(tensors, "visual_projection.weight", transformer.hidden_dim)
+    checkpoint = Checkpoint(tensors, WHERE)
+    transformer = _vision_transformer(config, preprocessor, image_size, input_range="auto")
+    weight = checkpoint.take("visual_projection.weight")
     projection = keras.layers.Dense(weight.shape[0], use_bias=False, name="image_projection")
-    inputs = keras.Input((size, size, transformer.channels), name="clip_images")
-    features = transformer(inputs)
-    outputs = keras.layers.UnitNormalization(name="l2_normalize")(projection(features))
-    _assign(projection.kernel, weight.T)
-    return keras.Model(inputs, outputs, name="clip_image_encoder")
+    inputs = keras.Input((*transformer.image_size, transformer.channels), name="clip_images")
+    outputs = keras.layers.UnitNormalization(name="l2_normalize")(projection(transformer(inputs)))
+    encoder = keras.Model(inputs, outputs, name="clip_image_encoder")
+    assign = Assignments(WHERE)
+    _add_vision(assign, transformer, checkpoint)
+    assign.add(projection.kernel, weight.T, "visual_projection.weight")
+    assign.apply([encoder])
+    return encoder
 
 
-def _text_encoder(config, tensors):
+def _text_encoder(config):
     sub = _sub_config(config, "text_config")
-    dim, depth = int(sub.get("hidden_size", 512)), int(sub.get("num_hidden_layers", 12))
-    vocab, length = int(sub.get("vocab_size", 49408)), int(sub.get("max_position_embeddings", 77))
-    heads = int(sub.get("num_attention_heads", 8))
+    dim = int(sub.get("hidden_size", 512))
     encoder = TextEncoder(
-        vocab,
-        max_length=length,
+        int(sub.get("vocab_size", 49408)),
+        max_length=int(sub.get("max_position_embeddings", 77)),
         width=dim,
-        depth=depth,
-        num_heads=heads,
+        depth=int(sub.get("num_hidden_layers", 12)),
+        num_heads=int(sub.get("num_attention_heads", 8)),
         mlp_dim=int(sub.get("intermediate_size", 4 * dim)),
         pooling="argmax",
         causal=True,
@@ -210,29 +174,34 @@ def _text_encoder(config, tensors):
         pad_id=None,
         name="clip_text_encoder",
     )
-    encoder.build((None, length))
-    p = "text_model."
-    _assign(encoder.token_embedding.embeddings,
-            tensors.take(p + "embeddings.token_embedding.weight", (vocab, dim)))
-    _assign(encoder.position_embedding.embeddings,
-            tensors.take(p + "embeddings.position_embedding.weight", (length, dim)))
-    head_dim = dim // heads
-    for i, block in enumerate(encoder.blocks):
-        q = f"{p}encoder.layers.{i}."
-        _norm(block.attention_norm, tensors, q + "layer_norm1", dim)
-        attn = q + "self_attn."
-        for name, dense in (("q", block.attention.query_dense), ("k", block.attention.key_dense),
-                            ("v", block.attention.value_dense)):
-            _assign(dense.kernel, tensors.take(f"{attn}{name}_proj.weight", (dim, dim)).T)
-            _assign(dense.bias, tensors.take(f"{attn}{name}_proj.bias", (dim,)))
-        out = tensors.take(attn + "out_proj.weight", (dim, dim)).T.reshape(heads, head_dim, dim)
-        _assign(block.attention.output_dense.kernel, out)
-        _assign(block.attention.output_dense.bias, tensors.take(attn + "out_proj.bias", (dim,)))
-        _norm(block.mlp_norm, tensors, q + "layer_norm2", dim)
-        _dense(block.mlp_in, tensors, q + "mlp.fc1", encoder.mlp_dim, dim)
-        _dense(block.mlp_out, tensors, q + "mlp.fc2", dim, encoder.mlp_dim)
-    _norm(encoder.final_norm, tensors, p + "final_layer_norm", dim)
+    encoder.build((None, encoder.max_length))
     return encoder
+
+
+def _add_text(assign, encoder, checkpoint):
+    p, heads = "text_model.", encoder.num_heads
+    head_dim = encoder.width // heads
+    token = checkpoint.take(p + "embeddings.token_embedding.weight")
+    assign.add(encoder.token_embedding.embeddings, token, "token_embedding")
+    positions = checkpoint.take(p + "embeddings.position_embedding.weight")
+    assign.add(encoder.position_embedding.embeddings, positions, "text position_embedding")
+    for i, block in enumerate(encoder.blocks):
+        base = f"{p}encoder.layers.{i}."
+        attn, attention = base + "self_attn.", block.attention
+        for name, dense in (("q", attention.query_dense), ("k", attention.key_dense),
+                            ("v", attention.value_dense)):
+            weight = checkpoint.take(f"{attn}{name}_proj.weight")
+            bias = checkpoint.take(f"{attn}{name}_proj.bias")
+            assign.add(dense.kernel, weight.T.reshape(-1, heads, head_dim), f"{attn}{name}_proj.weight")
+            assign.add(dense.bias, bias.reshape(heads, head_dim), f"{attn}{name}_proj.bias")
+        out = checkpoint.take(attn + "out_proj.weight").T.reshape(heads, head_dim, -1)
+        assign.add(attention.output_dense.kernel, out, attn + "out_proj.weight")
+        assign.add(attention.output_dense.bias, checkpoint.take(attn + "out_proj.bias"), attn + "out_proj.bias")
+        assign.norm(block.attention_norm, checkpoint, base + "layer_norm1")
+        assign.norm(block.mlp_norm, checkpoint, base + "layer_norm2")
+        assign.dense(block.mlp_in, checkpoint, base + "mlp.fc1")
+        assign.dense(block.mlp_out, checkpoint, base + "mlp.fc2")
+    assign.norm(encoder.final_norm, checkpoint, p + "final_layer_norm")
 
 
 def _tokenizer(config, tokenizer_files, max_length):
@@ -240,14 +209,17 @@ def _tokenizer(config, tokenizer_files, max_length):
         vocab, merges = tokenizer_files["vocab.json"], tokenizer_files["merges.txt"]
     except (KeyError, TypeError):
         raise ConversionError(
-            "a CLIP method needs the repo's tokenizer files: tokenizer_files must map "
-            "'vocab.json' and 'merges.txt' to local paths."
+            f"{WHERE}: a CLIP method needs the repo's tokenizer files: tokenizer_files must "
+            "map 'vocab.json' and 'merges.txt' to local paths."
         ) from None
-    tokenizer = CLIPTokenizer.from_files(vocab, merges, max_length=max_length)
+    try:
+        tokenizer = CLIPTokenizer.from_files(vocab, merges, max_length=max_length)
+    except (ValueError, OSError) as error:
+        raise ConversionError(f"{WHERE}: unusable tokenizer files: {error}") from error
     vocab_size = int(_sub_config(config, "text_config").get("vocab_size", 49408))
     if tokenizer.vocab_size != vocab_size:
         raise ConversionError(
-            f"vocab.json has {tokenizer.vocab_size} tokens but the text tower has "
+            f"{WHERE}: vocab.json has {tokenizer.vocab_size} tokens but the text tower has "
             f"vocab_size={vocab_size}: the tokenizer files belong to another model."
         )
     return tokenizer
@@ -261,8 +233,8 @@ def method_from_checkpoint(config, tensors, preprocessor, tokenizer_files, image
         tensors: dict of str -> NumPy array. The checkpoint's weights.
         preprocessor: dict or None. preprocessor_config.json (image_mean, image_std).
         tokenizer_files: dict with local paths of the repo's "vocab.json" and "merges.txt".
-        image_size: int or None. Image size the method is built for (default: the
-            checkpoint's); other sizes interpolate the position embeddings.
+        image_size: int, (height, width) or None. Image size the method is built for
+            (default: the checkpoint's); position embeddings resized as for the encoder.
 
     Returns:
         `kerassl.CLIP`, built; `encode_image`/`encode_text` give the L2-normalized
@@ -272,20 +244,19 @@ def method_from_checkpoint(config, tensors, preprocessor, tokenizer_files, image
     >>> clip = kerassl.zoo.load_method("clip_vitb32")
     >>> zs = clip.zero_shot_classifier(["cat", "dog"])
     """
-    tensors = _Tensors(tensors)
-    size = _image_size(config, image_size)
-    transformer = _vision_transformer(config, tensors, preprocessor, input_range="unit")
-    inputs = keras.Input((size, size, transformer.channels), name="clip_images")
+    checkpoint = Checkpoint(tensors, WHERE)
+    transformer = _vision_transformer(config, preprocessor, image_size, input_range="unit")
+    inputs = keras.Input((*transformer.image_size, transformer.channels), name="clip_images")
     encoder = keras.Model(inputs, transformer(inputs), name="clip_vision")
-    text_encoder = _text_encoder(config, tensors)
-    image_weight = _projection(tensors, "visual_projection.weight", transformer.hidden_dim)
-    text_weight = _projection(tensors, "text_projection.weight", text_encoder.width)
+    text_encoder = _text_encoder(config)
+    image_weight = checkpoint.take("visual_projection.weight")
+    text_weight = checkpoint.take("text_projection.weight")
     if image_weight.shape[0] != text_weight.shape[0]:
         raise ConversionError(
-            f"the image projection has {image_weight.shape[0]} outputs and the text projection "
-            f"{text_weight.shape[0]}: they must meet in one embedding space."
+            f"{WHERE}: the image projection has {image_weight.shape[0]} outputs and the text "
+            f"projection {text_weight.shape[0]}: they must meet in one embedding space."
         )
-    log_scale = float(tensors.take("logit_scale").reshape(()))
+    log_scale = float(checkpoint.take("logit_scale").reshape(()))
     scale = math.exp(log_scale)
     clip = CLIP(
         encoder,
@@ -296,8 +267,12 @@ def method_from_checkpoint(config, tensors, preprocessor, tokenizer_files, image
         max_logit_scale=max(100.0, scale),
         name="clip",
     )
-    clip.build({"images": (None, size, size, transformer.channels)})
-    _assign(clip.image_projection.kernel, image_weight.T)
-    _assign(clip.text_projection.kernel, text_weight.T)
-    clip.log_logit_scale.assign(log_scale)
+    clip.build({"images": (None, *transformer.image_size, transformer.channels)})
+    assign = Assignments(WHERE)
+    _add_vision(assign, transformer, checkpoint)
+    _add_text(assign, text_encoder, checkpoint)
+    assign.add(clip.image_projection.kernel, image_weight.T, "visual_projection.weight")
+    assign.add(clip.text_projection.kernel, text_weight.T, "text_projection.weight")
+    assign.add(clip.log_logit_scale, np.float32(log_scale), "logit_scale")
+    assign.apply([clip])
     return clip
