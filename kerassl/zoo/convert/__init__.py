@@ -25,6 +25,7 @@ CONVERTERS = {
     "dinov2": "kerassl.zoo.convert.dinov2",
     "dinov2_with_registers": "kerassl.zoo.convert.dinov2",
     "ijepa": "kerassl.zoo.convert.ijepa",
+    "clip": "kerassl.zoo.convert.clip",
 }
 CONFIG_FILES = ["config.json", "preprocessor_config.json"]
 

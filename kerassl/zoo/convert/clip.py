@@ -36,20 +36,22 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 ACTIVATIONS = ("quick_gelu", "gelu")
 WHERE = "CLIP checkpoint"
+# The repo files method_from_checkpoint reads as `tokenizer_files`.
+TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
-def _sub_config(config, key):
+def _sub_config(config, key, where=WHERE):
     sub = config.get(key)
     if not isinstance(sub, dict):
-        raise ConversionError(f"{WHERE}: config.json of a CLIP model needs a {key!r} object.")
+        raise ConversionError(f"{where}: config.json of a CLIP model needs a {key!r} object.")
     return sub
 
 
-def _activation(sub, tower):
+def _activation(sub, tower, where):
     act = sub.get("hidden_act", "quick_gelu")
     if act not in ACTIVATIONS:
         raise ConversionError(
-            f"{WHERE}: the {tower} tower uses hidden_act={act!r}; kerassl converts {ACTIVATIONS}."
+            f"{where}: the {tower} tower uses hidden_act={act!r}; kerassl converts {ACTIVATIONS}."
         )
     return act
 
@@ -61,18 +63,18 @@ def _pixel_statistics(preprocessor):
     return mean, std
 
 
-def _image_size(config, image_size):
-    sub = _sub_config(config, "vision_config")
+def _image_size(config, image_size, where):
+    sub = _sub_config(config, "vision_config", where)
     size = int(sub.get("image_size", 224)) if image_size is None else image_size
-    return check_image_size(size, int(sub.get("patch_size", 32)), WHERE)
+    return check_image_size(size, int(sub.get("patch_size", 32)), where)
 
 
-def _vision_transformer(config, preprocessor, image_size, input_range):
-    sub = _sub_config(config, "vision_config")
+def _vision_transformer(config, preprocessor, image_size, input_range, where):
+    sub = _sub_config(config, "vision_config", where)
     dim = int(sub.get("hidden_size", 768))
     mean, std = _pixel_statistics(preprocessor)
     transformer = VisionTransformer(
-        image_size=_image_size(config, image_size),
+        image_size=_image_size(config, image_size, where),
         patch_size=int(sub.get("patch_size", 32)),
         channels=int(sub.get("num_channels", 3)),
         hidden_dim=dim,
@@ -80,7 +82,7 @@ def _vision_transformer(config, preprocessor, image_size, input_range):
         num_heads=int(sub.get("num_attention_heads", 12)),
         mlp_ratio=int(sub.get("intermediate_size", 4 * dim)) / dim,
         layer_norm_epsilon=float(sub.get("layer_norm_eps", 1e-5)),
-        activation=_activation(sub, "vision"),
+        activation=_activation(sub, "vision", where),
         pre_norm=True,
         patch_bias=False,
         mean=mean,
@@ -101,7 +103,7 @@ def _add_vision(assign, transformer, checkpoint):
     assign.add(transformer.cls_token, cls.reshape(1, 1, -1), "class_embedding")
     positions = checkpoint.take(p + "embeddings.position_embedding.weight")
     assign.add(transformer.cls_position, positions[None, :1], "CLS position embedding")
-    grid = source_grid(len(positions) - 1, WHERE)
+    grid = source_grid(len(positions) - 1, checkpoint.where)
     table = positions[1:].reshape(*grid, positions.shape[-1])
     if tuple(grid) != tuple(transformer.grid_size):
         # transformers' interpolate_pos_encoding: bicubic, align_corners=False, no antialiasing.
@@ -123,7 +125,7 @@ def _add_vision(assign, transformer, checkpoint):
     assign.norm(transformer.norm, checkpoint, p + "post_layernorm")
 
 
-def encoder_from_checkpoint(config, tensors, preprocessor, image_size=None):
+def encoder_from_checkpoint(config, tensors, preprocessor, image_size=None, where=WHERE):
     """CLIP's image tower as a kerassl encoder: images -> L2-normalized projected embeddings.
 
     The model takes uint8 or [0, 1] images at `image_size` (default: the
@@ -136,6 +138,7 @@ def encoder_from_checkpoint(config, tensors, preprocessor, image_size=None):
         tensors: dict of str -> NumPy array. The checkpoint's weights.
         preprocessor: dict or None. preprocessor_config.json (image_mean, image_std).
         image_size: int, (height, width) or None.
+        where: str. Names the source in error messages.
 
     Returns:
         keras.Model (B, H, W, 3) -> (B, projection_dim), unit-norm rows.
@@ -143,22 +146,22 @@ def encoder_from_checkpoint(config, tensors, preprocessor, image_size=None):
     Example:
     >>> encoder = kerassl.zoo.load_encoder("clip_vitb32")
     """
-    checkpoint = Checkpoint(tensors, WHERE)
-    transformer = _vision_transformer(config, preprocessor, image_size, input_range="auto")
+    checkpoint = Checkpoint(tensors, where)
+    transformer = _vision_transformer(config, preprocessor, image_size, "auto", where)
     weight = checkpoint.take("visual_projection.weight")
     projection = keras.layers.Dense(weight.shape[0], use_bias=False, name="image_projection")
     inputs = keras.Input((*transformer.image_size, transformer.channels), name="clip_images")
     outputs = keras.layers.UnitNormalization(name="l2_normalize")(projection(transformer(inputs)))
     encoder = keras.Model(inputs, outputs, name="clip_image_encoder")
-    assign = Assignments(WHERE)
+    assign = Assignments(where)
     _add_vision(assign, transformer, checkpoint)
     assign.add(projection.kernel, weight.T, "visual_projection.weight")
     assign.apply([encoder])
     return encoder
 
 
-def _text_encoder(config):
-    sub = _sub_config(config, "text_config")
+def _text_encoder(config, where):
+    sub = _sub_config(config, "text_config", where)
     dim = int(sub.get("hidden_size", 512))
     encoder = TextEncoder(
         int(sub.get("vocab_size", 49408)),
@@ -169,7 +172,7 @@ def _text_encoder(config):
         mlp_dim=int(sub.get("intermediate_size", 4 * dim)),
         pooling="argmax",
         causal=True,
-        activation=_activation(sub, "text"),
+        activation=_activation(sub, "text", where),
         layer_norm_epsilon=float(sub.get("layer_norm_eps", 1e-5)),
         pad_id=None,
         name="clip_text_encoder",
@@ -204,28 +207,30 @@ def _add_text(assign, encoder, checkpoint):
     assign.norm(encoder.final_norm, checkpoint, p + "final_layer_norm")
 
 
-def _tokenizer(config, tokenizer_files, max_length):
+def _tokenizer(config, tokenizer_files, max_length, where):
     try:
         vocab, merges = tokenizer_files["vocab.json"], tokenizer_files["merges.txt"]
     except (KeyError, TypeError):
         raise ConversionError(
-            f"{WHERE}: a CLIP method needs the repo's tokenizer files: tokenizer_files must "
+            f"{where}: a CLIP method needs the repo's tokenizer files: tokenizer_files must "
             "map 'vocab.json' and 'merges.txt' to local paths."
         ) from None
     try:
         tokenizer = CLIPTokenizer.from_files(vocab, merges, max_length=max_length)
     except (ValueError, OSError) as error:
-        raise ConversionError(f"{WHERE}: unusable tokenizer files: {error}") from error
-    vocab_size = int(_sub_config(config, "text_config").get("vocab_size", 49408))
+        raise ConversionError(f"{where}: unusable tokenizer files: {error}") from error
+    vocab_size = int(_sub_config(config, "text_config", where).get("vocab_size", 49408))
     if tokenizer.vocab_size != vocab_size:
         raise ConversionError(
-            f"{WHERE}: vocab.json has {tokenizer.vocab_size} tokens but the text tower has "
+            f"{where}: vocab.json has {tokenizer.vocab_size} tokens but the text tower has "
             f"vocab_size={vocab_size}: the tokenizer files belong to another model."
         )
     return tokenizer
 
 
-def method_from_checkpoint(config, tensors, preprocessor, tokenizer_files, image_size=None):
+def method_from_checkpoint(
+    config, tensors, preprocessor, tokenizer_files=None, image_size=None, where=WHERE
+):
     """A whole `kerassl.CLIP` from an OpenAI CLIP checkpoint, with OpenAI's BPE tokenizer.
 
     Args:
@@ -235,6 +240,7 @@ def method_from_checkpoint(config, tensors, preprocessor, tokenizer_files, image
         tokenizer_files: dict with local paths of the repo's "vocab.json" and "merges.txt".
         image_size: int, (height, width) or None. Image size the method is built for
             (default: the checkpoint's); position embeddings resized as for the encoder.
+        where: str. Names the source in error messages.
 
     Returns:
         `kerassl.CLIP`, built; `encode_image`/`encode_text` give the L2-normalized
@@ -244,16 +250,16 @@ def method_from_checkpoint(config, tensors, preprocessor, tokenizer_files, image
     >>> clip = kerassl.zoo.load_method("clip_vitb32")
     >>> zs = clip.zero_shot_classifier(["cat", "dog"])
     """
-    checkpoint = Checkpoint(tensors, WHERE)
-    transformer = _vision_transformer(config, preprocessor, image_size, input_range="unit")
+    checkpoint = Checkpoint(tensors, where)
+    transformer = _vision_transformer(config, preprocessor, image_size, "unit", where)
     inputs = keras.Input((*transformer.image_size, transformer.channels), name="clip_images")
     encoder = keras.Model(inputs, transformer(inputs), name="clip_vision")
-    text_encoder = _text_encoder(config)
+    text_encoder = _text_encoder(config, where)
     image_weight = checkpoint.take("visual_projection.weight")
     text_weight = checkpoint.take("text_projection.weight")
     if image_weight.shape[0] != text_weight.shape[0]:
         raise ConversionError(
-            f"{WHERE}: the image projection has {image_weight.shape[0]} outputs and the text "
+            f"{where}: the image projection has {image_weight.shape[0]} outputs and the text "
             f"projection {text_weight.shape[0]}: they must meet in one embedding space."
         )
     log_scale = float(checkpoint.take("logit_scale").reshape(()))
@@ -262,13 +268,13 @@ def method_from_checkpoint(config, tensors, preprocessor, tokenizer_files, image
         encoder,
         text_encoder,
         embed_dim=image_weight.shape[0],
-        tokenizer=_tokenizer(config, tokenizer_files, text_encoder.max_length),
+        tokenizer=_tokenizer(config, tokenizer_files, text_encoder.max_length, where),
         logit_scale=scale,
         max_logit_scale=max(100.0, scale),
         name="clip",
     )
     clip.build({"images": (None, *transformer.image_size, transformer.channels)})
-    assign = Assignments(WHERE)
+    assign = Assignments(where)
     _add_vision(assign, transformer, checkpoint)
     _add_text(assign, text_encoder, checkpoint)
     assign.add(clip.image_projection.kernel, image_weight.T, "visual_projection.weight")
