@@ -170,3 +170,52 @@ OFFICIAL_PRESETS = {
         ),
     ]
 }
+
+
+CLIP_PAPER = "https://arxiv.org/abs/2103.00020"
+OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
+OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
+CLIP_ZERO_SHOT = (
+    "Radford et al., ICML 2021, zero-shot ImageNet top-1 (80-prompt ensemble) of the released model, "
+    "as quoted by secondary sources; not checked against the paper's PDF from here"
+)
+SNAPSHOT_PIN = (
+    "commit seen pinned in other projects' Hugging Face cache paths (code search), {files}; "
+    "not verified from here (no Hub access)"
+)
+
+
+def _clip(name, repo, revision, files, backbone, params, method_params, dim, zero_shot):
+    entry = _entry(
+        name, repo, revision, SNAPSHOT_PIN.format(files=files), "CLIP", backbone, "kerassl.zoo.convert.clip",
+        "mit", params, dim, CLIP_PAPER, {"zero_shot_top1": zero_shot, "source": CLIP_ZERO_SHOT},
+        f"OpenAI CLIP {backbone}: load_encoder gives the image tower with its projection (L2-normalized "
+        "embeddings); load_method gives a kerassl.CLIP with both towers, the learned logit scale and "
+        "OpenAI's BPE tokenizer (zero_shot_classifier, encode_text, retrieval, more training).",
+        dataset="openai-wit-400m", output="projected CLS token after post_layernorm, L2-normalized",
+    )
+    entry["input_contract"] = _contract(224, OPENAI_MEAN, OPENAI_STD)
+    entry["method_parameter_count"] = method_params
+    entry["text_contract"] = {
+        "tokenizer": "kerassl.clip_bpe.CLIPTokenizer (OpenAI's byte-level BPE, 49408 tokens)",
+        "context_length": 77,
+    }
+    return entry
+
+
+OFFICIAL_PRESETS.update(
+    (entry["name"], entry)
+    for entry in [
+        _clip("clip_vitb32", "openai/clip-vit-base-patch32", "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268",
+              "whose file list holds pytorch_model.bin and no model.safetensors by another project's note "
+              "of 2026-07-11 (read with the tensors-only reader)",
+              "vit_base_patch32", 87849216, 151277313, 512, 63.2),
+        _clip("clip_vitb16", "openai/clip-vit-base-patch16", "57c216476eefef5ab752ec549e440a49ae4ae5f3",
+              "file list unknown: the loader prefers model.safetensors and otherwise reads pytorch_model.bin "
+              "with its tensors-only reader",
+              "vit_base_patch16", 86192640, 149620737, 512, 68.3),
+        _clip("clip_vitl14", "openai/clip-vit-large-patch14", "32bd64288804d66eefd0ccbe215aa642df71cc41",
+              "whose model.safetensors other projects load by that path",
+              "vit_large_patch14", 303966208, 427616513, 768, 75.3),
+    ]
+)
