@@ -148,3 +148,24 @@ def test_refusals_name_the_problem(checkpoint, tmp_path):
         clip_converter.encoder_from_checkpoint(gelu, tensors, preprocessor)
     with pytest.raises(ConversionError, match="multiple of the patch size"):
         clip_converter.encoder_from_checkpoint(config, tensors, preprocessor, image_size=30)
+
+
+def test_presets_load_as_encoder_and_method(clip_repo, monkeypatch, reference):
+    # The presets pin OpenAI's commits, which the local Hub cannot serve: point them at main.
+    from kerassl.zoo.presets import PRESETS
+
+    monkeypatch.setitem(PRESETS, "clip_vitb32", {**PRESETS["clip_vitb32"], "revision": "main"})
+    entry = kerassl.zoo.get_preset("clip_vitb32")
+    assert entry["license"] == "mit" and entry["converter"] == "kerassl.zoo.convert.clip"
+    assert set(kerassl.zoo.list_presets("clip*")) == {"clip_vitb32", "clip_vitb16", "clip_vitl14"}
+    encoder = kerassl.zoo.load_encoder("clip_vitb32")
+    images = reference[f"images_{NATIVE}"]
+    assert max_diff(encoder.predict(images, verbose=0), reference[f"image_embeds_{NATIVE}"]) <= 1e-4
+    clip = kerassl.zoo.load_method("clip_vitb32")
+    zero_shot = clip.zero_shot_classifier(["cat", "dog"])
+    probabilities = zero_shot.predict(images, verbose=0)
+    assert probabilities.shape == (3, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    text = clip.encode_text(["a photo of a cat"])
+    assert text.shape == (1, 16)
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
