@@ -108,6 +108,12 @@ def test_method_at_another_size_and_zero_shot(checkpoint, reference):
     expected /= expected.sum(1, keepdims=True)
     assert probabilities.shape == (3, 4)
     assert max_diff(probabilities, expected) <= 1e-3
+    # Retrieval: image i with caption i, ranked as transformers' embeddings rank them.
+    recall = kerassl.evaluate.retrieval_recall(clip, images, CAPTIONS[:3], k=(1, 2))
+    theirs = kerassl.retrieval.recall_at_k(
+        reference[f"image_embeds_{OTHER}"], reference["text_embeds"][:3], np.arange(3), k=(1, 2)
+    )
+    assert recall == theirs
 
 
 def test_converted_method_saves_loads_in_safe_mode_and_trains(checkpoint, reference, tmp_path):
