@@ -116,7 +116,7 @@ def test_method_at_another_size_and_zero_shot(checkpoint, reference):
     assert recall == theirs
 
 
-def test_converted_method_saves_loads_in_safe_mode_and_trains(checkpoint, reference, tmp_path):
+def test_converted_method_saves_and_loads_in_safe_mode(checkpoint, reference, tmp_path):
     config, tensors, preprocessor, files = checkpoint
     clip = clip_converter.method_from_checkpoint(config, tensors, preprocessor, files)
     path = tmp_path / "clip.keras"
@@ -128,11 +128,19 @@ def test_converted_method_saves_loads_in_safe_mode_and_trains(checkpoint, refere
     assert max_diff(restored.encode_text(texts), clip.encode_text(texts)) <= 1e-6
     images = reference[f"images_{NATIVE}"]
     assert max_diff(restored.encode_image(images), clip.encode_image(images)) <= 1e-6
-    before = restored.encode_text(texts)
-    restored.compile(optimizer=keras.optimizers.SGD(0.1))
-    history = restored.fit(images, ["a cat", "a dog", "a car"], batch_size=3, epochs=1, verbose=0)
+
+
+@pytest.mark.slow
+def test_converted_method_keeps_training(checkpoint, reference):
+    config, tensors, preprocessor, files = checkpoint
+    clip = clip_converter.method_from_checkpoint(config, tensors, preprocessor, files)
+    texts = ["a photo of a cat.", "émoji 🐱 &amp; more"]
+    before = clip.encode_text(texts)
+    clip.compile(optimizer=keras.optimizers.SGD(0.1))
+    images = reference[f"images_{NATIVE}"]
+    history = clip.fit(images, ["a cat", "a dog", "a car"], batch_size=3, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert max_diff(restored.encode_text(texts), before) > 0  # the text tower trained
+    assert max_diff(clip.encode_text(texts), before) > 0  # the text tower trained
 
 
 def test_refusals_name_the_problem(checkpoint, tmp_path):
