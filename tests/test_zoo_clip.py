@@ -157,6 +157,9 @@ def test_refusals_name_the_problem(checkpoint, tmp_path):
     small = {**config, "text_config": {**config["text_config"], "vocab_size": 100}}
     with pytest.raises(ConversionError, match="vocab"):
         clip_converter.method_from_checkpoint(small, tensors, preprocessor, files)
+    eos = {**config, "text_config": {**config["text_config"], "eos_token_id": 7}}
+    with pytest.raises(ConversionError, match="eos_token_id"):
+        clip_converter.method_from_checkpoint(eos, tensors, preprocessor, files)
     gelu = {**config, "vision_config": {**config["vision_config"], "hidden_act": "relu"}}
     with pytest.raises(ConversionError, match="hidden_act"):
         clip_converter.encoder_from_checkpoint(gelu, tensors, preprocessor)

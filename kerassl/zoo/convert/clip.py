@@ -162,9 +162,17 @@ def encoder_from_checkpoint(config, tensors, preprocessor, image_size=None, wher
 
 def _text_encoder(config, where):
     sub = _sub_config(config, "text_config", where)
-    dim = int(sub.get("hidden_size", 512))
+    dim, vocab_size = int(sub.get("hidden_size", 512)), int(sub.get("vocab_size", 49408))
+    eos = sub.get("eos_token_id", 2)
+    # transformers pools at the argmax of the ids for the legacy eos id 2 (OpenAI's configs),
+    # else at the first eos id: the same position when eos is the largest id, as in OpenAI's vocab.
+    if eos not in (2, vocab_size - 1):
+        raise ConversionError(
+            f"{where}: text_config.eos_token_id is {eos}, neither 2 (OpenAI's configs) nor the "
+            f"largest id {vocab_size - 1}; kerassl pools CLIP's text at the argmax of the ids."
+        )
     encoder = TextEncoder(
-        int(sub.get("vocab_size", 49408)),
+        vocab_size,
         max_length=int(sub.get("max_position_embeddings", 77)),
         width=dim,
         depth=int(sub.get("num_hidden_layers", 12)),
