@@ -222,21 +222,22 @@ def build_encoder(config, preprocessor, image_size, where, name, **options):
     if "mlp_ratio" not in options:
         options["mlp_ratio"] = config_value(config, "intermediate_size", where=where) / hidden
     try:
-        return kvit.vit(
-            image_size=size,
-            patch_size=patch,
-            channels=int(config.get("num_channels", 3)),
-            hidden_dim=hidden,
-            depth=int(config_value(config, "num_hidden_layers", where=where)),
-            num_heads=int(config_value(config, "num_attention_heads", where=where)),
-            layer_norm_epsilon=float(config.get("layer_norm_eps", 1e-12)),
-            qkv_bias=bool(config.get("qkv_bias", True)),
-            mean=mean,
-            std=std,
-            input_range="auto",
-            name=name,
-            **options,
-        )
+        with kvit.weights_to_be_loaded():  # every weight is assigned from the checkpoint next
+            return kvit.vit(
+                image_size=size,
+                patch_size=patch,
+                channels=int(config.get("num_channels", 3)),
+                hidden_dim=hidden,
+                depth=int(config_value(config, "num_hidden_layers", where=where)),
+                num_heads=int(config_value(config, "num_attention_heads", where=where)),
+                layer_norm_epsilon=float(config.get("layer_norm_eps", 1e-12)),
+                qkv_bias=bool(config.get("qkv_bias", True)),
+                mean=mean,
+                std=std,
+                input_range="auto",
+                name=name,
+                **options,
+            )
     except ValueError as error:
         raise ConversionError(f"{where}: config.json describes a model kerassl cannot build: {error}") from error
 

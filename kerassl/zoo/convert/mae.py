@@ -67,21 +67,22 @@ def method_from_checkpoint(config, tensors, preprocessor, image_size=None, where
     transformer = kvit.find_transformer(encoder)
     decoder_dim = int(common.config_value(config, "decoder_hidden_size", where=where))
     mean, std = common.pixel_statistics(preprocessor, where)
-    method = MAE(
-        encoder,
-        mask_ratio=float(config.get("mask_ratio", 0.75)),
-        decoder_dim=decoder_dim,
-        decoder_depth=int(common.config_value(config, "decoder_num_hidden_layers", where=where)),
-        decoder_num_heads=int(common.config_value(config, "decoder_num_attention_heads", where=where)),
-        normalize_targets=bool(config.get("norm_pix_loss", False)),
-        decoder_mlp_ratio=common.config_value(config, "decoder_intermediate_size", where=where) / decoder_dim,
-        decoder_layer_norm_epsilon=float(config.get("layer_norm_eps", 1e-12)),
-        decoder_positions="stored",
-        pixel_mean=mean,
-        pixel_std=std,
-        name="mae",
-    )
-    method.build((None, *transformer.image_size, transformer.channels))
+    with kvit.weights_to_be_loaded():  # the decoder's weights are all assigned below
+        method = MAE(
+            encoder,
+            mask_ratio=float(config.get("mask_ratio", 0.75)),
+            decoder_dim=decoder_dim,
+            decoder_depth=int(common.config_value(config, "decoder_num_hidden_layers", where=where)),
+            decoder_num_heads=int(common.config_value(config, "decoder_num_attention_heads", where=where)),
+            normalize_targets=bool(config.get("norm_pix_loss", False)),
+            decoder_mlp_ratio=common.config_value(config, "decoder_intermediate_size", where=where) / decoder_dim,
+            decoder_layer_norm_epsilon=float(config.get("layer_norm_eps", 1e-12)),
+            decoder_positions="stored",
+            pixel_mean=mean,
+            pixel_std=std,
+            name="mae",
+        )
+        method.build((None, *transformer.image_size, transformer.channels))
     checkpoint = common.Checkpoint(tensors, where)
     assign = common.Assignments(where)
     assign.dense(method.decoder_embedding, checkpoint, "decoder.decoder_embed")
