@@ -121,10 +121,15 @@ DINOV2_NAMES = BlockNames(
 
 
 class Assignments:
-    """(variable, value) pairs, shape-checked, assigned all at once; every variable must get one."""
+    """Shape-checked assignments into a freshly built model; every variable must get one.
+
+    Each value is assigned as soon as it is checked, so a full-size checkpoint
+    is held once as NumPy and once as variables, not a third time as copies.
+    A failure leaves a half-filled model, which the caller discards.
+    """
 
     def __init__(self, where):
-        self.where, self.pairs = where, []
+        self.where, self.assigned = where, set()
 
     def add(self, variable, value, what):
         value = np.asarray(value, "float32")
@@ -133,7 +138,8 @@ class Assignments:
                 f"{self.where}: {what} has shape {tuple(value.shape)} but the model built from "
                 f"config.json expects {tuple(variable.shape)}."
             )
-        self.pairs.append((variable, value))
+        variable.assign(value.astype(variable.dtype, copy=False))
+        self.assigned.add(id(variable))
 
     def dense(self, layer, checkpoint, name, has_bias=True):
         self.add(layer.kernel, checkpoint.take(name + ".weight").T, name + ".weight")
@@ -144,16 +150,15 @@ class Assignments:
         self.add(layer.gamma, checkpoint.take(name + ".weight"), name + ".weight")
         self.add(layer.beta, checkpoint.take(name + ".bias"), name + ".bias")
 
-    def apply(self, models):
-        expected = {id(v) for model in models for v in model.weights}
-        given = {id(v) for v, _ in self.pairs}
-        missing = [v.path for model in models for v in model.weights if id(v) not in given]
+    def check_complete(self, weights):
+        """Raises unless every variable in `weights` was assigned."""
+        missing = [v.path for v in weights if id(v) not in self.assigned]
         if missing:
             raise ConversionError(f"{self.where}: the converter left weights unset: {missing[:5]}.")
-        if given - expected:
-            raise ConversionError(f"{self.where}: the converter set weights outside the model.")
-        for variable, value in self.pairs:
-            variable.assign(value.astype(variable.dtype))
+
+    def apply(self, models):
+        """Raises unless every weight of `models` was assigned (values are assigned as they are added)."""
+        self.check_complete([v for model in models for v in model.weights])
 
 
 def add_block(assign, block, checkpoint, names, index, qkv_bias=True):
@@ -250,7 +255,7 @@ def fill_encoder(encoder, checkpoint, names=BlockNames(), antialias=False):
     for index, block in enumerate(transformer.blocks):
         add_block(assign, block, checkpoint, names, index, qkv_bias=transformer.qkv_bias)
     assign.norm(transformer.norm, checkpoint, "layernorm")
-    assign.apply([encoder])
+    assign.check_complete(encoder.weights)
     return encoder
 
 

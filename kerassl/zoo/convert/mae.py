@@ -103,13 +103,7 @@ def method_from_checkpoint(config, tensors, preprocessor, image_size=None, where
         common.add_block(assign, block, checkpoint, names, index, qkv_bias=bool(config.get("qkv_bias", True)))
     assign.norm(method.decoder_norm, checkpoint, "decoder.decoder_norm")
     assign.dense(method.decoder_prediction, checkpoint, "decoder.decoder_pred")
-    decoder_weights = [w for w in method.weights if not any(w is e for e in encoder.weights)]
-    # The encoder was filled by encoder_from_checkpoint; the rest of the method is the decoder
-    # (and the default augmenter, which has no weights worth converting).
-    given = {id(v) for v, _ in assign.pairs}
-    missing = [w.path for w in decoder_weights if id(w) not in given and "augmenter" not in w.path]
-    if missing:
-        raise ConversionError(f"{where}: the converter left decoder weights unset: {missing[:5]}.")
-    for variable, value in assign.pairs:
-        variable.assign(value.astype(variable.dtype))
+    # The encoder was filled by encoder_from_checkpoint; the method's other weights are the decoder's.
+    encoder_ids = {id(w) for w in encoder.weights}
+    assign.check_complete([w for w in method.weights if id(w) not in encoder_ids])
     return method
