@@ -25,7 +25,7 @@ import numpy as np
 from kerassl.clip_bpe import CLIPTokenizer
 from kerassl.methods.clip import CLIP
 from kerassl.text import TextEncoder
-from kerassl.vit import VisionTransformer
+from kerassl.vit import VisionTransformer, weights_to_be_loaded
 from kerassl.zoo.convert.common import Assignments, Checkpoint, check_image_size, source_grid
 from kerassl.zoo.convert.positions import resize_positions
 from kerassl.zoo.errors import ConversionError
@@ -73,7 +73,7 @@ def _vision_transformer(config, preprocessor, image_size, input_range, where):
     sub = _sub_config(config, "vision_config", where)
     dim = int(sub.get("hidden_size", 768))
     mean, std = _pixel_statistics(preprocessor)
-    transformer = VisionTransformer(
+    options = dict(
         image_size=_image_size(config, image_size, where),
         patch_size=int(sub.get("patch_size", 32)),
         channels=int(sub.get("num_channels", 3)),
@@ -88,9 +88,10 @@ def _vision_transformer(config, preprocessor, image_size, input_range, where):
         mean=mean,
         std=std,
         input_range=input_range,
-        name="clip_vision_transformer",
     )
-    transformer.build()
+    with weights_to_be_loaded():  # zeros, not random draws: every weight is assigned next
+        transformer = VisionTransformer(**options, name="clip_vision_transformer")
+        transformer.build()
     return transformer
 
 
