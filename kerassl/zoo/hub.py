@@ -203,6 +203,9 @@ def _load_converted(source, revision, token, path, where, image_size, method):
             if os.path.isfile(os.path.join(path, name)):
                 break
     if method:
+        extra = convert.method_files(path)  # CLIP: its tokenizer files
+        if extra and not os.path.isdir(os.fspath(source)):
+            path, _, _ = resolve_source(source, revision, token, allow_patterns=extra)
         return convert.method_from_folder(path, image_size=image_size, where=where)
     return convert.encoder_from_folder(path, image_size=image_size, where=where)
 

@@ -107,7 +107,18 @@ def method_from_folder(folder, image_size=None, where=None):
             "use kerassl.zoo.load_encoder."
         )
     config, tensors, preprocessor = read_folder(folder, where)
-    return module.method_from_checkpoint(config, tensors, preprocessor, image_size=image_size, where=where)
+    extra = {}
+    if hasattr(module, "TOKENIZER_FILES"):  # CLIP: the repo's vocab.json and merges.txt
+        extra["tokenizer_files"] = {name: pathlib.Path(folder) / name for name in module.TOKENIZER_FILES}
+    return module.method_from_checkpoint(
+        config, tensors, preprocessor, image_size=image_size, where=where, **extra
+    )
+
+
+def method_files(folder):
+    """Repo files a family's whole method needs beyond config, preprocessor and weights."""
+    config = _read_json(pathlib.Path(folder) / "config.json", str(folder))
+    return list(getattr(converter_for(config.get("model_type"), str(folder)), "TOKENIZER_FILES", ()))
 
 
 __all__ = ["CONVERTERS", "encoder_from_folder", "method_from_folder", "read_checkpoint", "converter_for"]
