@@ -18,6 +18,7 @@ from kerassl.clip_bpe import CLIPTokenizer
 from kerassl.zoo.convert import clip as clip_converter
 from kerassl.zoo.convert.weights import read_checkpoint
 from kerassl.zoo.errors import ConversionError
+from kerassl.zoo.pull import pull_official
 from tests.hub_server import Repo
 
 DATA = pathlib.Path(__file__).parent / "data" / "official_clip"
@@ -186,3 +187,13 @@ def test_presets_load_as_encoder_and_method(clip_repo, monkeypatch, reference):
     text = clip.encode_text(["a photo of a cat"])
     assert text.shape == (1, 16)
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
+
+
+def test_pull_converts_once_into_a_kerassl_preset_folder(clip_repo, tmp_path, reference):
+    out = pull_official(SOURCE, tmp_path / "clip_vitb32")
+    clip = kerassl.zoo.load_method(str(out))
+    assert isinstance(clip, kerassl.CLIP) and isinstance(clip.tokenizer, CLIPTokenizer)
+    image_z = clip.encode_image(reference[f"images_{NATIVE}"])
+    assert max_diff(image_z, reference[f"image_embeds_{NATIVE}"]) <= 1e-4
+    text_z = clip.encode_text(clip.tokenizer(CAPTIONS))
+    assert max_diff(text_z, reference["text_embeds"]) <= 1e-4
