@@ -157,13 +157,22 @@ def test_zoo_pull_writes_a_kerassl_preset_folder(local_hub, tmp_path):
     assert np.abs(features(encoder, ref["images_native"]) - ref["features_native"]).max() <= NATIVE
 
 
-def test_pulled_mae_card_says_non_commercial(local_hub, tmp_path):
+def test_pulled_mae_card_says_non_commercial_also_when_re_hosted(local_hub, tmp_path, monkeypatch):
+    from tests.conftest_hub import LOCAL_HUB_TOKEN, LOCAL_HUB_USER
+
     serve(local_hub, "mae")
     out = tmp_path / "mae"
     assert zoo.zoo_cli_main(["pull", "mae_vitb16", "--out", str(out)]) == 0
     card = (out / "README.md").read_text()
     assert "license: cc-by-nc-4.0" in card and "non-commercial" in card
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["input_contract"]["mean"] == [0.485, 0.456, 0.406]
     assert isinstance(zoo.load_method(str(out)), kerassl.MAE)
+    monkeypatch.setenv("HF_TOKEN", LOCAL_HUB_TOKEN)
+    repo_id = f"{LOCAL_HUB_USER}/mae-rehosted"
+    assert zoo.zoo_cli_main(["push", str(out), repo_id]) == 0
+    repo = local_hub.repos[repo_id]
+    assert b"license: cc-by-nc-4.0" in repo.commits[repo.branches["main"]]["files"]["README.md"]
 
 
 def test_list_shows_licenses(capsys):

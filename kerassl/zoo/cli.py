@@ -29,7 +29,7 @@ def build_parser(prog="kerassl zoo"):
     push.add_argument("--revision", help="branch to commit to (default main)")
     push.add_argument("--tag", help="tag the new commit, e.g. v1.0")
     push.add_argument("--message", help="commit message")
-    push.add_argument("--license", default="apache-2.0")
+    push.add_argument("--license", help="a Hub license id (default: the folder's own, else apache-2.0)")
     push.add_argument("--overwrite", action="store_true", help="allow replacing another method or architecture")
 
     pull = sub.add_parser("pull", help="download and verify an encoder")
@@ -119,7 +119,7 @@ def run_push(args):
         commit_message=args.message,
         overwrite=args.overwrite,
         card_extra=metadata.get("extra"),
-        license=args.license,
+        license=args.license or metadata.get("license") or "apache-2.0",  # a pulled MAE stays CC-BY-NC
         tag=args.tag,
     )
     print(url)

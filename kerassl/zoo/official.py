@@ -32,7 +32,8 @@ MTEB_PIN = (
 )
 
 
-def _contract(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def input_contract(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """The input contract of an encoder converted from an official checkpoint."""
     return {
         "image_size": [size, size],
         "channels": 3,
@@ -45,6 +46,9 @@ def _contract(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         "normalization": "inside the model ((x - mean) / std on [0, 1] inputs)",
         "other_sizes": "load_encoder(name, image_size=...) interpolates the position embeddings",
     }
+
+
+_contract = input_contract  # the name the CLIP entries use
 
 
 def _entry(name, hub_id, revision, provenance, method, backbone, converter, license, params, feature_dim,
@@ -62,7 +66,7 @@ def _entry(name, hub_id, revision, provenance, method, backbone, converter, lice
         "feature_dim": feature_dim,
         "feature": output,
         "dataset": dataset,
-        "input_contract": _contract(size),
+        "input_contract": input_contract(size),
         "metrics": {},
         "paper_result": result,
         "parameter_count": params,

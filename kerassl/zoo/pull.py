@@ -8,9 +8,16 @@ which carries the original license (CC-BY-NC-4.0 for MAE, MSN and I-JEPA).
 
 import pathlib
 
+from kerassl.vit import find_transformer
 from kerassl.zoo import folder as zoo_folder
+from kerassl.zoo.official import input_contract
 from kerassl.zoo.hub import _load_converted, resolve_source
 from kerassl.zoo.presets import PRESETS, license_label
+
+
+def _plain(values):
+    """A plain list of floats (a layer's list attributes are Keras-tracked wrappers YAML cannot write)."""
+    return None if values is None else [float(v) for v in values]
 
 
 def _card_extra(entry, where):
@@ -62,14 +69,14 @@ def pull_official(source, out, revision=None, image_size=None, token=None):
     whole_method = hasattr(module, "method_from_checkpoint")
     model = _load_converted(source, revision, token, path, where, image_size, method=whole_method)
     encoder = model.encoder if whole_method else model
-    contract = dict(entry["input_contract"]) if entry else {}
-    transformer_size = list(encoder.input_shape[1:3])
-    contract.update(image_size=transformer_size)
+    transformer = find_transformer(encoder)
+    contract = input_contract(transformer.image_size[0], _plain(transformer.mean), _plain(transformer.std))
+    contract.update(image_size=list(transformer.image_size))
     return zoo_folder.save_preset(
         model,
         out,
         dataset=(entry or {}).get("dataset"),
         license=(entry or {}).get("license", "other"),
-        input_contract=contract or None,
+        input_contract=contract,
         card_extra=_card_extra(entry, where) | ({"converter": converter} if converter else {}),
     )
