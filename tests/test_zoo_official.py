@@ -294,3 +294,12 @@ def test_local_hub_serves_pull_request_refs(local_hub):
     assert pathlib.Path(path).read_bytes() == b"abc"
     with pytest.raises(huggingface_hub.errors.EntryNotFoundError):
         huggingface_hub.hf_hub_download("facebook/some-model", "model.safetensors")
+
+
+def test_lazy_safetensors_reading_gives_the_same_tensors():
+    lazy = weights.open_checkpoint(DATA / "dinov2")
+    eager = weights.read_checkpoint(DATA / "dinov2")
+    assert isinstance(lazy, weights.LazySafetensors) and sorted(lazy) == sorted(eager) and len(lazy) == len(eager)
+    assert all(np.array_equal(lazy[name], eager[name]) for name in eager)
+    assert "nothing" not in lazy
+    assert isinstance(weights.open_checkpoint(DATA / "dino_vit_bin"), dict)

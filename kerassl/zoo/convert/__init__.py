@@ -15,7 +15,7 @@ import importlib
 import json
 import pathlib
 
-from kerassl.zoo.convert.weights import WEIGHT_FILES, read_checkpoint
+from kerassl.zoo.convert.weights import WEIGHT_FILES, open_checkpoint, read_checkpoint
 from kerassl.zoo.errors import ConversionError
 
 CONVERTERS = {
@@ -68,7 +68,7 @@ def read_folder(folder, where=None):
     preprocessor = _read_json(preprocessor_path, where) if preprocessor_path.is_file() else None
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise ConversionError(f"{where} holds no weights: expected one of {', '.join(WEIGHT_FILES)}.")
-    return config, read_checkpoint(folder), preprocessor
+    return config, open_checkpoint(folder), preprocessor
 
 
 def encoder_from_folder(folder, image_size=None, where=None):

@@ -7,6 +7,7 @@ the OrderedDict that holds them) and refuses every other global.
 """
 
 import collections
+import collections.abc
 import json
 import pathlib
 import pickle
@@ -77,6 +78,55 @@ def read_safetensors(path):
         array = _frombuffer(body[start:end], _SAFETENSORS_DTYPES[entry["dtype"]])
         tensors[name] = array.reshape(entry["shape"])
     return tensors
+
+
+class LazySafetensors(collections.abc.Mapping):
+    """{name: array} over a .safetensors file, each tensor read when it is looked up.
+
+    A converter takes each weight once, so a full-size checkpoint is never held
+    in NumPy all at once next to the model's variables.
+
+    Args:
+        path: str or Path.
+    """
+
+    def __init__(self, path):
+        from safetensors import safe_open
+
+        self.path = str(path)
+        with safe_open(self.path, "np") as file:
+            self.names = list(file.keys())
+
+    def __getitem__(self, name):
+        from safetensors import safe_open
+
+        if name not in self.names:
+            raise KeyError(name)
+        with safe_open(self.path, "np") as file:
+            return file.get_tensor(name)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self):
+        return len(self.names)
+
+
+def open_checkpoint(path):
+    """Like `read_checkpoint`, but a safetensors file of NumPy dtypes is read lazily (a Mapping)."""
+    path = pathlib.Path(path)
+    if path.is_dir() and (path / WEIGHT_FILES[0]).is_file():
+        path = path / WEIGHT_FILES[0]
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), "np") as file:
+                if all(file.get_slice(name).get_dtype() != "BF16" for name in file.keys()):
+                    return LazySafetensors(path)
+        except SafetensorError as error:
+            raise ConversionError(f"{path} is not a readable safetensors file: {error}") from error
+    return read_checkpoint(path)
 
 
 class _Storage:
