@@ -30,6 +30,7 @@ from keras import ops
 from kerassl.registry import register
 
 PAD, UNKNOWN, START, END = "<pad>", "<unk>", "<start>", "<end>"
+ACTIVATIONS = ("gelu", "quick_gelu")
 SPECIAL_TOKENS = (PAD, UNKNOWN, START, END)
 PAD_ID, UNKNOWN_ID, START_ID, END_ID = 0, 1, 2, 3
 BYTE_VOCAB_SIZE = len(SPECIAL_TOKENS) + 256
@@ -284,13 +285,21 @@ class TransformerBlock(keras.layers.Layer):
         num_heads: int. Attention heads.
         mlp_dim: int. Hidden width of the MLP.
         dropout: float. Dropout in attention and MLP.
+        activation: str. "gelu" (exact) or "quick_gelu", x * sigmoid(1.702 x) (CLIP).
+        layer_norm_epsilon: float.
     """
 
-    def __init__(self, num_heads, mlp_dim, dropout=0.0, **kwargs):
+    def __init__(
+        self, num_heads, mlp_dim, dropout=0.0, activation="gelu", layer_norm_epsilon=1e-5, **kwargs
+    ):
         super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}.")
         self.num_heads = int(num_heads)
         self.mlp_dim = int(mlp_dim)
         self.dropout = float(dropout)
+        self.activation = activation
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
 
     def build(self, input_shape):
         width = input_shape[-1]
@@ -298,12 +307,15 @@ class TransformerBlock(keras.layers.Layer):
             raise ValueError(
                 f"width {width} must be divisible by num_heads {self.num_heads}."
             )
-        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        epsilon = self.layer_norm_epsilon
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=epsilon)
         self.attention = keras.layers.MultiHeadAttention(
             self.num_heads, width // self.num_heads, dropout=self.dropout
         )
-        self.mlp_norm = keras.layers.LayerNormalization(epsilon=1e-5)
-        self.mlp_in = keras.layers.Dense(self.mlp_dim, activation="gelu")
+        self.mlp_norm = keras.layers.LayerNormalization(epsilon=epsilon)
+        self.mlp_in = keras.layers.Dense(
+            self.mlp_dim, activation="gelu" if self.activation == "gelu" else None
+        )
         self.mlp_out = keras.layers.Dense(width)
         self.mlp_dropout = keras.layers.Dropout(self.dropout)
         self.attention_norm.build(input_shape)
@@ -315,8 +327,10 @@ class TransformerBlock(keras.layers.Layer):
     def call(self, x, attention_mask=None, training=False):
         h = self.attention_norm(x)
         x = x + self.attention(h, h, attention_mask=attention_mask, training=training)
-        h = self.mlp_out(self.mlp_in(self.mlp_norm(x)))
-        return x + self.mlp_dropout(h, training=training)
+        h = self.mlp_in(self.mlp_norm(x))
+        if self.activation == "quick_gelu":
+            h = h * ops.sigmoid(1.702 * h)
+        return x + self.mlp_dropout(self.mlp_out(h), training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -324,6 +338,11 @@ class TransformerBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_heads=self.num_heads, mlp_dim=self.mlp_dim, dropout=self.dropout)
+        # Only options away from their defaults, so older configs stay as they were.
+        if self.activation != "gelu":
+            config["activation"] = self.activation
+        if self.layer_norm_epsilon != 1e-5:
+            config["layer_norm_epsilon"] = self.layer_norm_epsilon
         return config
 
 
@@ -336,7 +355,10 @@ class TextEncoder(keras.Model):
     position (the `<end>` token, as CLIP does; with the default causal mask it
     is the only position that has read the whole text), `"first"` the
     `<start>` position (BERT's [CLS]; needs `causal=False`), `"mean"` the mean
-    over non-padding positions. Id 0 is padding and is masked out of attention.
+    over non-padding positions, `"argmax"` the position of the largest id (CLIP's
+    end-of-text token has the largest id in OpenAI's vocabulary, and its
+    padding is 0, a real token, so it runs with `pad_id=None`). Id `pad_id`
+    (0) is padding and is masked out of attention.
 
     Any Keras model that maps int token ids (B, L) to (B, D) can replace it.
 
@@ -348,8 +370,12 @@ class TextEncoder(keras.Model):
         num_heads: int. Attention heads (must divide `width`).
         mlp_dim: int or None. MLP width; default 4 * width.
         dropout: float. Dropout rate.
-        pooling: str. `"end"`, `"first"` or `"mean"`.
+        pooling: str. `"end"`, `"first"`, `"mean"` or `"argmax"`.
         causal: bool. Causal attention mask (CLIP's text transformer uses one).
+        activation: str. `"gelu"` or `"quick_gelu"` (OpenAI's CLIP).
+        layer_norm_epsilon: float.
+        pad_id: int or None. The padding id, masked out of attention; None:
+            no id is padding (OpenAI's CLIP, whose id 0 is "!").
 
     Example:
     ```python
@@ -363,7 +389,9 @@ class TextEncoder(keras.Model):
     section 2.4; Vaswani et al., "Attention Is All You Need", 2017.
     """
 
-    POOLINGS = ("end", "first", "mean")
+    POOLINGS = ("end", "first", "mean", "argmax")
+    # New options, saved only when they differ from these, so older configs stay as they were.
+    OPTION_DEFAULTS = {"activation": "gelu", "layer_norm_epsilon": 1e-5, "pad_id": PAD_ID}
 
     def __init__(
         self,
@@ -376,6 +404,9 @@ class TextEncoder(keras.Model):
         dropout=0.0,
         pooling="end",
         causal=True,
+        activation="gelu",
+        layer_norm_epsilon=1e-5,
+        pad_id=PAD_ID,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -401,6 +432,9 @@ class TextEncoder(keras.Model):
         self.dropout = float(dropout)
         self.pooling = pooling
         self.causal = bool(causal)
+        self.activation = activation
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.pad_id = None if pad_id is None else int(pad_id)
         self.token_embedding = keras.layers.Embedding(
             self.vocab_size,
             self.width,
@@ -414,10 +448,19 @@ class TextEncoder(keras.Model):
             name="position_embedding",
         )
         self.blocks = [
-            TransformerBlock(self.num_heads, self.mlp_dim, self.dropout, name=f"block_{i}")
+            TransformerBlock(
+                self.num_heads,
+                self.mlp_dim,
+                self.dropout,
+                activation,
+                self.layer_norm_epsilon,
+                name=f"block_{i}",
+            )
             for i in range(self.depth)
         ]
-        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="final_norm"
+        )
 
     def build(self, input_shape):
         length = input_shape[-1] if input_shape[-1] is not None else self.max_length
@@ -446,7 +489,10 @@ class TextEncoder(keras.Model):
                 f"token sequences of length {length} exceed max_length={self.max_length}."
             )
         length = length if length is not None else ops.shape(tokens)[1]
-        valid = ops.not_equal(tokens, PAD_ID)
+        if self.pad_id is None:
+            valid = ops.ones_like(tokens, dtype="bool")
+        else:
+            valid = ops.not_equal(tokens, self.pad_id)
         x = self.token_embedding(tokens) + self.position_embedding(ops.arange(length))[None]
         allowed = ops.ones((length, length), "int32")
         if self.causal:
@@ -456,6 +502,9 @@ class TextEncoder(keras.Model):
         for block in self.blocks:
             x = block(x, attention_mask=mask, training=training)
         x = self.final_norm(x)
+        if self.pooling == "argmax":
+            pick = ops.one_hot(ops.argmax(tokens, axis=1), ops.shape(x)[1], dtype=x.dtype)
+            return ops.einsum("bl,bld->bd", pick, x)
         return self.pool(x, valid)
 
     def pool(self, x, valid):
@@ -486,4 +535,7 @@ class TextEncoder(keras.Model):
             pooling=self.pooling,
             causal=self.causal,
         )
+        for key, default in self.OPTION_DEFAULTS.items():
+            if getattr(self, key) != default:
+                config[key] = getattr(self, key)
         return config

@@ -64,22 +64,26 @@ class Repo:
         self.commits = {}  # sha -> {"files": {path: bytes}, "parent", "message", "date"}
         self.branches = {}
         self.tags = {}
+        self.pulls = {}  # "N" -> sha: the heads of refs/pr/N (pull requests, as the Hub keeps them)
 
     def commit(self, files, message, branch="main"):
-        parent = self.branches.get(branch)
+        refs = self.branches
+        if branch.startswith("refs/pr/"):
+            refs, branch = self.pulls, branch[len("refs/pr/") :]
+        parent = refs.get(branch)
         digest = hashlib.sha1()
         digest.update(f"{self.repo_id}\0{parent}\0{message}\0{len(self.commits)}".encode())
         for path in sorted(files):
             digest.update(path.encode() + b"\0" + git_blob_sha1(files[path]).encode())
         sha = digest.hexdigest()
         self.commits[sha] = {"files": dict(files), "parent": parent, "message": message, "date": _now()}
-        self.branches[branch] = sha
+        refs[branch] = sha
         return sha
 
     def resolve(self, revision):
         """A branch, tag, full or abbreviated commit sha -> full sha (or None)."""
         revision = urllib.parse.unquote(revision)
-        for prefix, table in (("refs/heads/", self.branches), ("refs/tags/", self.tags)):
+        for prefix, table in (("refs/heads/", self.branches), ("refs/tags/", self.tags), ("refs/pr/", self.pulls)):
             if revision.startswith(prefix) and revision[len(prefix) :] in table:
                 return table[revision[len(prefix) :]]
         if revision in self.branches:
@@ -131,6 +135,26 @@ class LocalHub:
             self.repos.clear()
             self.requests.clear()
             self.uploaded_bytes = 0
+
+    def seed(self, repo_id, files, revision="main", message="seed", private=False):
+        """Puts files in a repo directly, server side (as if its owner had pushed them).
+
+        Args:
+            repo_id: str. "org/name"; the repo is created (owned by "org") if absent.
+            files: dict {path: bytes}. The files of the new commit, on top of the
+                revision's current files when it exists.
+            revision: str. A branch, or "refs/pr/N" for a pull-request ref.
+
+        Returns:
+            str: the new commit's sha.
+        """
+        with self.lock:
+            repo = self.repos.get(repo_id)
+            if repo is None:
+                repo = self.repos[repo_id] = Repo(repo_id, private, repo_id.split("/")[0])
+            head = repo.resolve(revision) or repo.branches.get("main")
+            base = dict(repo.commits[head]["files"]) if head else {}
+            return repo.commit({**base, **files}, message, revision)
 
     # ---- state helpers used by the handler -------------------------------------------
 

@@ -26,6 +26,21 @@ def tiny_text_encoder():
 
 # One small instance per registered class. A class registered without an entry
 # here fails test_every_registered_class_has_an_example.
+CLIP_BPE = pathlib.Path(__file__).parent / "data" / "official_clip" / "bpe"
+
+
+def _clip_tokenizer():
+    import gzip
+    import tempfile
+
+    from kerassl.clip_bpe import CLIPTokenizer
+
+    folder = pathlib.Path(tempfile.mkdtemp())
+    for name in ("vocab.json", "merges.txt"):
+        (folder / name).write_bytes(gzip.decompress((CLIP_BPE / f"{name}.gz").read_bytes()))
+    return CLIPTokenizer.from_files(folder / "vocab.json", folder / "merges.txt", max_length=8)
+
+
 EXAMPLES = {
     "kerassl>RandomResizedCrop": lambda: kerassl.augment.RandomResizedCrop(8, seed=1),
     "kerassl>ColorJitter": lambda: kerassl.augment.ColorJitter(seed=1),
@@ -39,6 +54,7 @@ EXAMPLES = {
         8, 4, 3, hidden_dim=8, depth=1, num_heads=2
     ),
     "kerassl>Tokenizer": lambda: kerassl.text.Tokenizer(["a cat", "a dog"], max_length=8),
+    "kerassl>CLIPTokenizer": lambda: _clip_tokenizer(),
     "kerassl>TextTransformerBlock": lambda: kerassl.text.TransformerBlock(2, 16),
     "kerassl>TextEncoder": tiny_text_encoder,
     "kerassl>ToFloatImages": lambda: kerassl.evaluate.ToFloatImages(),

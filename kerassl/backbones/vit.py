@@ -11,6 +11,8 @@ Reference: Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for
 Image Recognition at Scale", ICLR 2021 (https://arxiv.org/abs/2010.11929).
 """
 
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -20,10 +22,52 @@ from kerassl.registry import register
 
 POSITION_EMBEDDINGS = ("learned", "sincos")
 POOLINGS = ("cls", "mean")
+ACTIVATIONS = ("gelu", "quick_gelu")
+MLPS = ("mlp", "swiglu")
+INPUT_RANGES = ("unit", "auto")
+
+
+def quick_gelu(x):
+    """CLIP's GELU approximation, x * sigmoid(1.702 x) (Radford et al., 2021)."""
+    return x * ops.sigmoid(1.702 * x)
+
+
+def swiglu_hidden_size(dim, mlp_ratio):
+    """DINOv2's SwiGLU width: two thirds of dim * mlp_ratio, rounded up to a multiple of 8."""
+    hidden = int(dim * mlp_ratio)
+    return (int(hidden * 2 / 3) + 7) // 8 * 8
+
+
+_WEIGHTS_TO_BE_LOADED = [False]
+
+
+@contextlib.contextmanager
+def weights_to_be_loaded():
+    """Inside it, new ViT layers start at zeros instead of drawing random values.
+
+    For builders that overwrite every weight right afterwards (converting a
+    checkpoint): drawing 86 M truncated-normal numbers for a ViT-B costs
+    seconds. Configs and saved models are unaffected.
+
+    Example:
+    ```python
+    with kerassl.vit.weights_to_be_loaded():
+        encoder = kerassl.vit.vit(image_size=224, patch_size=16, hidden_dim=768, depth=12, num_heads=12)
+    encoder.set_weights(weights)
+    ```
+    """
+    previous = _WEIGHTS_TO_BE_LOADED[0]
+    _WEIGHTS_TO_BE_LOADED[0] = True
+    try:
+        yield
+    finally:
+        _WEIGHTS_TO_BE_LOADED[0] = previous
 
 
 def _dense_initializer():
     # ViT, DeiT, MAE and DINO all start linear layers at truncated normal, std 0.02.
+    if _WEIGHTS_TO_BE_LOADED[0]:
+        return keras.initializers.Zeros()
     return keras.initializers.TruncatedNormal(stddev=0.02)
 
 
@@ -180,6 +224,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     Args:
         dim: int. Token size; a multiple of `num_heads`.
         num_heads: int.
+        qkv_bias: bool. Whether the query-key-value projection has a bias.
 
     Example:
     ```python
@@ -188,14 +233,17 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, dim, num_heads, **kwargs):
+    def __init__(self, dim, num_heads, qkv_bias=True, **kwargs):
         super().__init__(**kwargs)
         self.dim = _check_positive_int(dim, "dim")
         self.num_heads = _check_positive_int(num_heads, "num_heads")
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be a multiple of num_heads ({num_heads}).")
         self.head_dim = dim // num_heads
-        self.qkv = keras.layers.Dense(3 * dim, kernel_initializer=_dense_initializer(), name="qkv")
+        self.qkv_bias = bool(qkv_bias)
+        self.qkv = keras.layers.Dense(
+            3 * dim, use_bias=self.qkv_bias, kernel_initializer=_dense_initializer(), name="qkv"
+        )
         self.projection = keras.layers.Dense(
             dim, kernel_initializer=_dense_initializer(), name="projection"
         )
@@ -225,12 +273,32 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(dim=self.dim, num_heads=self.num_heads)
+        if not self.qkv_bias:
+            config["qkv_bias"] = False
         return config
+
+
+BLOCK_DEFAULTS = {"qkv_bias": True, "activation": "gelu", "layer_scale": None, "mlp": "mlp"}
+
+
+def _check_block_options(activation, layer_scale, mlp):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}.")
+    if mlp not in MLPS:
+        raise ValueError(f"mlp must be one of {MLPS}; got {mlp!r}.")
+    if layer_scale is not None and (isinstance(layer_scale, bool) or not isinstance(layer_scale, (int, float))):
+        raise ValueError(f"layer_scale must be None or a float (its initial value); got {layer_scale!r}.")
+    return None if layer_scale is None else float(layer_scale)
 
 
 @register(name="ViTTransformerBlock")
 class TransformerBlock(keras.layers.Layer):
     """A pre-norm Transformer block: x + MSA(LN(x)), then x + MLP(LN(x)).
+
+    The options beyond the first five reproduce published variants exactly:
+    CLIP's quick GELU, DINOv2's layer scale (each branch times a learned
+    per-channel vector before the residual sum) and DINOv2-giant's SwiGLU MLP
+    (silu(x W1) * (x W2), then W3; `mlp_in` holds W1 and W2 side by side).
 
     Args:
         dim: int. Token size.
@@ -238,27 +306,60 @@ class TransformerBlock(keras.layers.Layer):
         mlp_ratio: float. Hidden size of the MLP relative to `dim`.
         dropout: float. Dropout after attention and MLP (0 in SSL pretraining).
         layer_norm_epsilon: float.
+        qkv_bias: bool. Bias in the query-key-value projection.
+        activation: str. "gelu" (exact, erf-based) or "quick_gelu" (CLIP).
+        layer_scale: float or None. Initial value of the layer-scale vectors
+            (DINOv2: 1.0 before training, 1e-5 in its recipe); None: no layer scale.
+        mlp: str. "mlp" (two linear layers) or "swiglu" (DINOv2-giant; hidden
+            size from `swiglu_hidden_size`).
 
     Example:
     ```python
     block = kerassl.vit.TransformerBlock(192, num_heads=3)
     tokens = block(tokens)
     ```
+
+    References: Touvron et al., "Going deeper with Image Transformers" (layer
+    scale, https://arxiv.org/abs/2103.17239); Shazeer, "GLU Variants Improve
+    Transformer" (https://arxiv.org/abs/2002.05202); Oquab et al., DINOv2
+    (https://arxiv.org/abs/2304.07193).
     """
 
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, dropout=0.0, layer_norm_epsilon=1e-6, **kwargs):
+    def __init__(
+        self,
+        dim,
+        num_heads,
+        mlp_ratio=4.0,
+        dropout=0.0,
+        layer_norm_epsilon=1e-6,
+        qkv_bias=True,
+        activation="gelu",
+        layer_scale=None,
+        mlp="mlp",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.dim = _check_positive_int(dim, "dim")
         self.num_heads = _check_positive_int(num_heads, "num_heads")
         self.mlp_ratio = float(mlp_ratio)
         self.dropout = float(dropout)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
-        hidden = max(1, int(round(dim * self.mlp_ratio)))
+        self.layer_scale = _check_block_options(activation, layer_scale, mlp)
+        self.qkv_bias = bool(qkv_bias)
+        self.activation = activation
+        self.mlp = mlp
+        if mlp == "swiglu":
+            self.hidden_size = swiglu_hidden_size(dim, self.mlp_ratio)
+            units, dense_activation = 2 * self.hidden_size, None
+        else:
+            self.hidden_size = max(1, int(round(dim * self.mlp_ratio)))
+            units = self.hidden_size
+            dense_activation = "gelu" if activation == "gelu" else None
         self.norm1 = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="norm1")
-        self.attention = MultiHeadSelfAttention(dim, num_heads, name="attention")
+        self.attention = MultiHeadSelfAttention(dim, num_heads, qkv_bias=self.qkv_bias, name="attention")
         self.norm2 = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="norm2")
         self.mlp_in = keras.layers.Dense(
-            hidden, activation="gelu", kernel_initializer=_dense_initializer(), name="mlp_in"
+            units, activation=dense_activation, kernel_initializer=_dense_initializer(), name="mlp_in"
         )
         self.mlp_out = keras.layers.Dense(dim, kernel_initializer=_dense_initializer(), name="mlp_out")
         self.drop = keras.layers.Dropout(self.dropout) if self.dropout else None
@@ -266,17 +367,35 @@ class TransformerBlock(keras.layers.Layer):
     def build(self, input_shape):
         for layer in (self.norm1, self.attention, self.norm2, self.mlp_in):
             layer.build(input_shape)
-        self.mlp_out.build((*input_shape[:-1], self.mlp_in.units))
+        self.mlp_out.build((*input_shape[:-1], self.hidden_size))
+        if self.layer_scale is not None:
+            init = keras.initializers.Constant(self.layer_scale)
+            self.layer_scale_1 = self.add_weight(shape=(self.dim,), initializer=init, name="layer_scale_1")
+            self.layer_scale_2 = self.add_weight(shape=(self.dim,), initializer=init, name="layer_scale_2")
         self.built = True
+
+    def feed_forward(self, tokens):
+        """The MLP (or SwiGLU) branch on already normed tokens."""
+        hidden = self.mlp_in(tokens)
+        if self.mlp == "swiglu":
+            gate, value = hidden[..., : self.hidden_size], hidden[..., self.hidden_size :]
+            hidden = ops.silu(gate) * value
+        elif self.activation == "quick_gelu":
+            hidden = quick_gelu(hidden)
+        return self.mlp_out(hidden)
 
     def call(self, tokens, training=False, return_attention=False):
         attended = self.attention(self.norm1(tokens), return_attention=return_attention)
         if return_attention:
             attended, weights = attended
+        if self.layer_scale is not None:
+            attended = attended * ops.cast(self.layer_scale_1, attended.dtype)
         if self.drop is not None:
             attended = self.drop(attended, training=training)
         tokens = tokens + attended
-        hidden = self.mlp_out(self.mlp_in(self.norm2(tokens)))
+        hidden = self.feed_forward(self.norm2(tokens))
+        if self.layer_scale is not None:
+            hidden = hidden * ops.cast(self.layer_scale_2, hidden.dtype)
         if self.drop is not None:
             hidden = self.drop(hidden, training=training)
         tokens = tokens + hidden
@@ -294,7 +413,36 @@ class TransformerBlock(keras.layers.Layer):
             dropout=self.dropout,
             layer_norm_epsilon=self.layer_norm_epsilon,
         )
+        # Only options away from their defaults, so older configs stay as they were.
+        for key, default in BLOCK_DEFAULTS.items():
+            if getattr(self, key) != default:
+                config[key] = getattr(self, key)
         return config
+
+
+TRANSFORMER_DEFAULTS = {
+    **BLOCK_DEFAULTS,
+    "num_register_tokens": 0,
+    "class_token": True,
+    "pre_norm": False,
+    "patch_bias": True,
+    "mean": None,
+    "std": None,
+    "input_range": "unit",
+}
+
+
+def _pixel_statistics(mean, std, channels):
+    if (mean is None) != (std is None):
+        raise ValueError("give both mean and std (per-channel pixel statistics), or neither.")
+    if mean is None:
+        return None, None
+    mean, std = [float(v) for v in np.ravel(mean)], [float(v) for v in np.ravel(std)]
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"mean and std need {channels} values each (one per channel); got {mean} and {std}.")
+    if min(std) <= 0:
+        raise ValueError(f"std values must be positive; got {std}.")
+    return mean, std
 
 
 @register
@@ -324,9 +472,28 @@ class VisionTransformer(keras.layers.Layer):
         mlp_ratio: float. MLP hidden size relative to `hidden_dim`.
         position_embedding: str. "learned" (ViT, DeiT, DINO) or "sincos"
             (fixed 2-D sine-cosine, MAE).
-        pooling: str. "cls" or "mean".
+        pooling: str. "cls" or "mean" (of the patch tokens: registers and
+            CLS left out).
         dropout: float. Dropout inside the blocks.
         layer_norm_epsilon: float.
+        qkv_bias, activation, layer_scale, mlp: block options, see
+            `TransformerBlock` (CLIP: activation="quick_gelu"; DINOv2:
+            layer_scale=1.0; DINOv2-giant: mlp="swiglu").
+        num_register_tokens: int. Learned register tokens put after the CLS
+            token, without position embedding (Darcet et al., 2024).
+        class_token: bool. False for models without a CLS token (I-JEPA);
+            then `pooling` must be "mean".
+        pre_norm: bool. A LayerNorm on the tokens before the first block
+            (CLIP's `ln_pre`).
+        patch_bias: bool. Whether the patch embedding has a bias (CLIP: no).
+        mean, std: sequences of `channels` floats, or None. When given, the
+            layer normalizes [0, 1] pixels as (x - mean) / std itself, so the
+            model takes [0, 1] images like every kerassl encoder.
+        input_range: str. "unit": images are floats in [0, 1]. "auto": also
+            0-255 images (uint8 arrays reach the layer cast to float by the
+            Keras input): each image whose largest value exceeds 1 is divided
+            by 255 (an image of only 0s and 1s in 0-255 units would be read
+            as [0, 1]).
 
     Example:
     ```python
@@ -351,6 +518,17 @@ class VisionTransformer(keras.layers.Layer):
         pooling="cls",
         dropout=0.0,
         layer_norm_epsilon=1e-6,
+        qkv_bias=True,
+        activation="gelu",
+        layer_scale=None,
+        mlp="mlp",
+        num_register_tokens=0,
+        class_token=True,
+        pre_norm=False,
+        patch_bias=True,
+        mean=None,
+        std=None,
+        input_range="unit",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -375,6 +553,20 @@ class VisionTransformer(keras.layers.Layer):
             raise ValueError(f"sin-cos position embeddings need hidden_dim divisible by 4; got {hidden_dim}.")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}.")
+        self.layer_scale = _check_block_options(activation, layer_scale, mlp)
+        self.qkv_bias, self.activation, self.mlp = bool(qkv_bias), activation, mlp
+        if not isinstance(num_register_tokens, (int, np.integer)) or num_register_tokens < 0:
+            raise ValueError(f"num_register_tokens must be an int >= 0; got {num_register_tokens!r}.")
+        self.num_register_tokens = int(num_register_tokens)
+        self.class_token = bool(class_token)
+        if pooling == "cls" and not self.class_token:
+            raise ValueError('pooling="cls" needs a CLS token: use pooling="mean" with class_token=False.')
+        self.pre_norm = bool(pre_norm)
+        self.patch_bias = bool(patch_bias)
+        self.mean, self.std = _pixel_statistics(mean, std, self.channels)
+        if input_range not in INPUT_RANGES:
+            raise ValueError(f"input_range must be one of {INPUT_RANGES}; got {input_range!r}.")
+        self.input_range = input_range
         self.mlp_ratio = float(mlp_ratio)
         self.position_embedding = position_embedding
         self.pooling = pooling
@@ -384,35 +576,54 @@ class VisionTransformer(keras.layers.Layer):
             hidden_dim,
             self.patch_size,
             strides=self.patch_size,
+            use_bias=self.patch_bias,
             kernel_initializer=_dense_initializer(),
             name="patch_embedding",
         )
         self.blocks = [
             TransformerBlock(
-                hidden_dim, num_heads, mlp_ratio, dropout, layer_norm_epsilon, name=f"block_{index}"
+                hidden_dim,
+                num_heads,
+                mlp_ratio,
+                dropout,
+                layer_norm_epsilon,
+                qkv_bias=self.qkv_bias,
+                activation=activation,
+                layer_scale=self.layer_scale,
+                mlp=mlp,
+                name=f"block_{index}",
             )
             for index in range(self.depth)
         ]
+        if self.pre_norm:
+            self.pre_norm_layer = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="pre_norm")
         self.norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="norm")
 
     @property
     def num_patches(self):
         return self.grid_size[0] * self.grid_size[1]
 
+    @property
+    def num_prefix_tokens(self):
+        """Tokens before the patch tokens in `encode`'s output: CLS and registers."""
+        return int(self.class_token) + self.num_register_tokens
+
     def build(self, input_shape=None):
         self.patch_embedding.build((None, *self.image_size, self.channels))
-        self.cls_token = self.add_weight(
-            shape=(1, 1, self.hidden_dim), initializer=_dense_initializer(), name="cls_token"
-        )
+        if self.class_token:
+            self.cls_token = self.add_weight(
+                shape=(1, 1, self.hidden_dim), initializer=_dense_initializer(), name="cls_token"
+            )
         if self.position_embedding == "learned":
             self.patch_positions = self.add_weight(
                 shape=(1, self.num_patches, self.hidden_dim),
                 initializer=_dense_initializer(),
                 name="patch_positions",
             )
-            self.cls_position = self.add_weight(
-                shape=(1, 1, self.hidden_dim), initializer=_dense_initializer(), name="cls_position"
-            )
+            if self.class_token:
+                self.cls_position = self.add_weight(
+                    shape=(1, 1, self.hidden_dim), initializer=_dense_initializer(), name="cls_position"
+                )
         else:
             table = sincos_position_embedding(self.grid_size, self.hidden_dim)[None]
             self.patch_positions = self.add_weight(
@@ -421,11 +632,20 @@ class VisionTransformer(keras.layers.Layer):
                 trainable=False,
                 name="patch_positions",
             )
-            self.cls_position = self.add_weight(
-                shape=(1, 1, self.hidden_dim), initializer="zeros", trainable=False, name="cls_position"
+            if self.class_token:
+                self.cls_position = self.add_weight(
+                    shape=(1, 1, self.hidden_dim), initializer="zeros", trainable=False, name="cls_position"
+                )
+        if self.num_register_tokens:
+            self.register_tokens = self.add_weight(
+                shape=(1, self.num_register_tokens, self.hidden_dim),
+                initializer=_dense_initializer(),
+                name="register_tokens",
             )
         for block in self.blocks:
             block.build((None, None, self.hidden_dim))
+        if self.pre_norm:
+            self.pre_norm_layer.build((None, None, self.hidden_dim))
         self.norm.build((None, None, self.hidden_dim))
         self.built = True
 
@@ -435,6 +655,18 @@ class VisionTransformer(keras.layers.Layer):
             return self.patch_positions
         return interpolate_position_embedding(self.patch_positions, self.grid_size, grid)
 
+    def normalize_pixels(self, images):
+        """Images as the patch embedding expects them (see `input_range`, `mean`, `std`)."""
+        images = ops.cast(images, self.compute_dtype)
+        if self.input_range == "auto":
+            largest = ops.max(images, axis=(1, 2, 3), keepdims=True)
+            images = ops.where(largest > 1.0, images / 255.0, images)
+        if self.mean is not None:
+            mean = ops.convert_to_tensor(np.asarray(self.mean, "float32"), images.dtype)
+            std = ops.convert_to_tensor(np.asarray(self.std, "float32"), images.dtype)
+            images = (images - mean) / std
+        return images
+
     def embed(self, images):
         """Patch tokens with their position embeddings, (B, N, D); no CLS."""
         if images.shape[-1] != self.channels:
@@ -443,12 +675,15 @@ class VisionTransformer(keras.layers.Layer):
                 f"got shape {tuple(images.shape)}."
             )
         grid = _grid(images.shape[1], images.shape[2], self.patch_size)
-        tokens = self.patch_embedding(ops.cast(images, self.compute_dtype))
+        tokens = self.patch_embedding(self.normalize_pixels(images))
         tokens = ops.reshape(tokens, (-1, grid[0] * grid[1], self.hidden_dim))
         return tokens + ops.cast(self.positions_for(grid), tokens.dtype)
 
     def encode(self, images, training=False, keep_indices=None, return_attention=False):
-        """Final tokens (B, 1 + N, D), CLS first, after the last LayerNorm.
+        """Final tokens (B, P + N, D), after the last LayerNorm.
+
+        The P = `num_prefix_tokens` first tokens are the CLS token (if any)
+        then the register tokens; the N patch tokens follow.
 
         Args:
             images: tensor (B, H, W, C), floats in [0, 1]; H, W multiples of
@@ -456,7 +691,7 @@ class VisionTransformer(keras.layers.Layer):
             training: bool.
             keep_indices: int tensor (B, K) or None. Only these patches (per
                 image, indices in row-major order) enter the blocks; the output
-                then has 1 + K tokens in that order.
+                then has P + K tokens in that order.
             return_attention: bool. Also return the last block's attention
                 weights (B, heads, T, T).
         """
@@ -464,9 +699,17 @@ class VisionTransformer(keras.layers.Layer):
         if keep_indices is not None:
             index = ops.expand_dims(ops.cast(keep_indices, "int32"), -1)
             tokens = ops.take_along_axis(tokens, index, axis=1)
-        cls = ops.cast(self.cls_token + self.cls_position, tokens.dtype)
-        cls = ops.zeros_like(tokens[:, :1]) + cls
-        tokens = ops.concatenate([cls, tokens], axis=1)
+        prefix = []
+        if self.class_token:
+            cls = ops.cast(self.cls_token + self.cls_position, tokens.dtype)
+            prefix.append(ops.zeros_like(tokens[:, :1]) + cls)
+        if self.num_register_tokens:
+            registers = ops.cast(self.register_tokens, tokens.dtype)
+            prefix.append(ops.zeros_like(tokens[:, :1]) + registers)
+        if prefix:
+            tokens = ops.concatenate([*prefix, tokens], axis=1)
+        if self.pre_norm:
+            tokens = self.pre_norm_layer(tokens)
         weights = None
         for index, block in enumerate(self.blocks):
             last = index == len(self.blocks) - 1
@@ -481,7 +724,7 @@ class VisionTransformer(keras.layers.Layer):
         """The feature vector (B, D) from `encode`'s tokens."""
         if self.pooling == "cls":
             return tokens[:, 0]
-        return ops.mean(tokens[:, 1:], axis=1)
+        return ops.mean(tokens[:, self.num_prefix_tokens :], axis=1)
 
     def call(self, images, training=False):
         return self.pool(self.encode(images, training=training))
@@ -504,6 +747,10 @@ class VisionTransformer(keras.layers.Layer):
             dropout=self.dropout,
             layer_norm_epsilon=self.layer_norm_epsilon,
         )
+        # Only options away from their defaults, so older configs stay as they were.
+        for key, default in TRANSFORMER_DEFAULTS.items():
+            if getattr(self, key) != default:
+                config[key] = getattr(self, key)
         return config
 
 
@@ -535,6 +782,7 @@ def vit(
     dropout=0.0,
     name="vit",
     input_shape=None,
+    **options,
 ):
     """A Vision Transformer encoder of any size.
 
@@ -558,6 +806,10 @@ def vit(
         name: str. The model name.
         input_shape: (height, width, channels) or None. The signature every
             backbone shares; when given it sets `image_size` and `channels`.
+        **options: further `VisionTransformer` options (layer_norm_epsilon,
+            qkv_bias, activation, layer_scale, mlp, num_register_tokens,
+            class_token, pre_norm, patch_bias, mean, std, input_range), for
+            published architectures such as DINOv2 or CLIP.
 
     Returns:
         A keras.Model mapping (B, H, W, C) images in [0, 1] to (B, hidden_dim).
@@ -584,6 +836,7 @@ def vit(
         pooling,
         dropout,
         name=f"{name}_transformer",
+        **options,
     )
     inputs = keras.Input((height, width, channels), name=f"{name}_images")
     return keras.Model(inputs, transformer(inputs), name=name)
@@ -685,7 +938,7 @@ def patch_tokens(encoder, images):
     """
     transformer = find_transformer(encoder, "patch_tokens")
     tokens = transformer.encode(to_float_images(images), training=False)
-    return ops.convert_to_numpy(tokens[:, 1:])
+    return ops.convert_to_numpy(tokens[:, transformer.num_prefix_tokens :])
 
 
 def attention_maps(encoder, images):
@@ -709,5 +962,7 @@ def attention_maps(encoder, images):
     images = to_float_images(images)
     _, weights = transformer.encode(images, training=False, return_attention=True)
     rows, cols = _grid(images.shape[1], images.shape[2], transformer.patch_size)
-    maps = ops.convert_to_numpy(weights[:, :, 0, 1:])
+    if not transformer.class_token:
+        raise ValueError("attention_maps shows the CLS token's attention; this ViT has no CLS token.")
+    maps = ops.convert_to_numpy(weights[:, :, 0, transformer.num_prefix_tokens :])
     return maps.reshape(maps.shape[0], maps.shape[1], rows, cols)

@@ -10,8 +10,17 @@ from kerassl.losses import reconstruction
 from kerassl.methods.base import SSLMethod, split_inputs
 from kerassl.registry import register
 
+DECODER_POSITIONS = ("sincos", "stored")
+OFFICIAL_DECODER_DEFAULTS = {
+    "decoder_mlp_ratio": 4.0,
+    "decoder_layer_norm_epsilon": 1e-6,
+    "decoder_positions": "sincos",
+    "pixel_mean": None,
+    "pixel_std": None,
+}
 
-def random_masking(batch_size, num_patches, num_masked, seed):
+
+def random_masking(batch_size, num_patches, num_masked, seed, noise=None):
     """Per-image random patch masks: the argsort of uniform noise.
 
     Args:
@@ -19,6 +28,9 @@ def random_masking(batch_size, num_patches, num_masked, seed):
         num_patches: int. N.
         num_masked: int. Patches hidden in every image (exactly).
         seed: a `keras.random.SeedGenerator` or int.
+        noise: tensor (B, N) or None. Given noise instead of fresh uniform
+            noise (reproduces another implementation's masks, e.g.
+            transformers' `ViTMAEForPreTraining(noise=...)`).
 
     Returns:
         (keep_indices (B, N - num_masked) int32, restore_indices (B, N) int32,
@@ -28,7 +40,8 @@ def random_masking(batch_size, num_patches, num_masked, seed):
     Example:
     >>> keep, restore, mask = kerassl.methods.mae.random_masking(8, 64, 48, seed=0)
     """
-    noise = keras.random.uniform((batch_size, num_patches), seed=seed)
+    if noise is None:
+        noise = keras.random.uniform((batch_size, num_patches), seed=seed)
     shuffle = ops.cast(ops.argsort(noise, axis=1), "int32")
     restore = ops.cast(ops.argsort(shuffle, axis=1), "int32")
     num_keep = num_patches - num_masked
@@ -72,6 +85,15 @@ class MAE(SSLMethod):
         num_classes: int or None. Online linear probe on the pooled visible
             tokens.
         seed: int or None. Seeds the masks and the default augmenter.
+        decoder_mlp_ratio: float. Decoder MLP width relative to `decoder_dim`.
+        decoder_layer_norm_epsilon: float.
+        decoder_positions: str. "sincos": the fixed table computed on the fly;
+            "stored": a frozen (1, 1 + N, decoder_dim) weight, CLS row
+            included, initialized to sin-cos and overwritten by converted
+            checkpoints (the official MAE decoder's own table).
+        pixel_mean, pixel_std: 3 floats each, or None. Targets (and
+            reconstructions) in normalized pixels (x - mean) / std, as the
+            official MAE trains; None: [0, 1] pixels.
 
     Example:
     ```python
@@ -100,9 +122,23 @@ class MAE(SSLMethod):
         augmenter=None,
         num_classes=None,
         seed=None,
+        decoder_mlp_ratio=4.0,
+        decoder_layer_norm_epsilon=1e-6,
+        decoder_positions="sincos",
+        pixel_mean=None,
+        pixel_std=None,
         **kwargs,
     ):
         super().__init__(encoder, num_classes=num_classes, seed=seed, **kwargs)
+        if decoder_positions not in DECODER_POSITIONS:
+            raise ValueError(f"decoder_positions must be one of {DECODER_POSITIONS}; got {decoder_positions!r}.")
+        if (pixel_mean is None) != (pixel_std is None):
+            raise ValueError("give both pixel_mean and pixel_std, or neither.")
+        self.decoder_mlp_ratio = float(decoder_mlp_ratio)
+        self.decoder_layer_norm_epsilon = float(decoder_layer_norm_epsilon)
+        self.decoder_positions = decoder_positions
+        self.pixel_mean = None if pixel_mean is None else [float(v) for v in pixel_mean]
+        self.pixel_std = None if pixel_std is None else [float(v) for v in pixel_std]
         transformer = vit.find_transformer(encoder, "MAE")
         if not 0.0 < float(mask_ratio) < 1.0:
             raise ValueError(f"mask_ratio must be strictly between 0 and 1; got {mask_ratio}.")
@@ -120,10 +156,18 @@ class MAE(SSLMethod):
             self.decoder_dim, kernel_initializer=init, name="decoder_embedding"
         )
         self.decoder_blocks = [
-            vit.TransformerBlock(self.decoder_dim, self.decoder_num_heads, name=f"decoder_block_{i}")
+            vit.TransformerBlock(
+                self.decoder_dim,
+                self.decoder_num_heads,
+                mlp_ratio=self.decoder_mlp_ratio,
+                layer_norm_epsilon=self.decoder_layer_norm_epsilon,
+                name=f"decoder_block_{i}",
+            )
             for i in range(self.decoder_depth)
         ]
-        self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="decoder_norm")
+        self.decoder_norm = keras.layers.LayerNormalization(
+            epsilon=self.decoder_layer_norm_epsilon, name="decoder_norm"
+        )
         self.decoder_prediction = keras.layers.Dense(
             transformer.patch_size**2 * transformer.channels,
             kernel_initializer=init,
@@ -156,6 +200,17 @@ class MAE(SSLMethod):
             initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             name="mask_token",
         )
+        if self.decoder_positions == "stored":
+            grid = self.transformer.grid_size
+            table = np.concatenate(
+                [np.zeros((1, self.decoder_dim), "float32"), vit.sincos_position_embedding(grid, self.decoder_dim)]
+            )[None]
+            self.decoder_position_table = self.add_weight(
+                shape=table.shape,
+                initializer=keras.initializers.Constant(table),
+                trainable=False,
+                name="decoder_position_table",
+            )
         for block in self.decoder_blocks:
             block.build((None, None, self.decoder_dim))
         self.decoder_norm.build((None, None, self.decoder_dim))
@@ -182,22 +237,37 @@ class MAE(SSLMethod):
         mask_tokens = ops.zeros_like(visible[:, :1]) + ops.cast(self.mask_token, x.dtype)
         shuffled = ops.concatenate([visible, ops.repeat(mask_tokens, hidden_count, axis=1)], axis=1)
         patches = ops.take_along_axis(shuffled, ops.expand_dims(restore_indices, -1), axis=1)
-        positions = vit.sincos_position_embedding(grid, self.decoder_dim)[None]
-        patches = patches + ops.convert_to_tensor(positions, dtype=patches.dtype)
+        if self.decoder_positions == "stored":
+            table = ops.cast(self.decoder_position_table, patches.dtype)
+            cls_position, positions = table[:, :1], table[:, 1:]
+            if tuple(grid) != tuple(self.transformer.grid_size):
+                positions = vit.interpolate_position_embedding(positions, self.transformer.grid_size, grid)
+            cls, patches = cls + cls_position, patches + positions
+        else:
+            positions = vit.sincos_position_embedding(grid, self.decoder_dim)[None]
+            patches = patches + ops.convert_to_tensor(positions, dtype=patches.dtype)
         x = ops.concatenate([cls, patches], axis=1)
         for block in self.decoder_blocks:
             x = block(x)
         return self.decoder_prediction(self.decoder_norm(x))[:, 1:]
 
-    def masked_forward(self, images, training):
+    def target_pixels(self, images):
+        """Images in the units the decoder predicts: [0, 1], or (x - pixel_mean) / pixel_std."""
+        if self.pixel_mean is None:
+            return images
+        mean = ops.convert_to_tensor(np.asarray(self.pixel_mean, "float32"), images.dtype)
+        std = ops.convert_to_tensor(np.asarray(self.pixel_std, "float32"), images.dtype)
+        return (images - mean) / std
+
+    def masked_forward(self, images, training, noise=None):
         """Masks, encodes the visible patches and decodes all of them."""
         transformer = self.transformer
         patch = transformer.patch_size
         grid = (images.shape[1] // patch, images.shape[2] // patch)
-        targets = vit.patchify(images, patch)
+        targets = vit.patchify(self.target_pixels(images), patch)
         num_patches = targets.shape[1]
         keep, restore, mask = random_masking(
-            ops.shape(images)[0], num_patches, self.num_masked(num_patches), self.seed_generator
+            ops.shape(images)[0], num_patches, self.num_masked(num_patches), self.seed_generator, noise=noise
         )
         tokens = transformer.encode(images, training=training, keep_indices=keep)
         return {
@@ -222,11 +292,13 @@ class MAE(SSLMethod):
         self.reconstruction_loss_tracker.update_state(loss)
         return loss + self.online_probe_loss(labels, y_pred["features"])
 
-    def reconstruct(self, images):
+    def reconstruct(self, images, noise=None):
         """Masks images at random and reconstructs them (inference mode).
 
         Args:
             images: array (B, H, W, C), uint8 or floats in [0, 1].
+            noise: array (B, N) or None. Noise whose argsort picks the masks
+                (as transformers' MAE takes it); None: random.
 
         Returns:
             (reconstructions, masks): NumPy float32 images (B, H, W, C) in
@@ -241,7 +313,9 @@ class MAE(SSLMethod):
         images = self.prepare_images(ops.convert_to_tensor(images))
         if not self.built:
             self.build(tuple(images.shape))
-        out = self.masked_forward(images, training=False)
+        if noise is not None:
+            noise = ops.convert_to_tensor(np.asarray(noise, "float32"))
+        out = self.masked_forward(images, training=False, noise=noise)
         predictions = ops.cast(out["predictions"], "float32")
         targets = ops.cast(out["targets"], "float32")
         if self.normalize_targets:
@@ -254,6 +328,8 @@ class MAE(SSLMethod):
         patch = self.transformer.patch_size
         grid = (images.shape[1] // patch, images.shape[2] // patch)
         recon = vit.unpatchify(patches, patch, grid, images.shape[-1])
+        if self.pixel_mean is not None:
+            recon = recon * np.asarray(self.pixel_std, "float32") + np.asarray(self.pixel_mean, "float32")
         recon = np.clip(ops.convert_to_numpy(recon), 0.0, 1.0).astype("float32")
         return recon, ops.convert_to_numpy(mask).astype("float32")
 
@@ -267,4 +343,8 @@ class MAE(SSLMethod):
             normalize_targets=self.normalize_targets,
             augmenter=keras.saving.serialize_keras_object(self.augmenter),
         )
+        # Only options away from their defaults, so older configs stay as they were.
+        for key, default in OFFICIAL_DECODER_DEFAULTS.items():
+            if getattr(self, key) != default:
+                config[key] = getattr(self, key)
         return config

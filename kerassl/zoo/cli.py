@@ -29,13 +29,15 @@ def build_parser(prog="kerassl zoo"):
     push.add_argument("--revision", help="branch to commit to (default main)")
     push.add_argument("--tag", help="tag the new commit, e.g. v1.0")
     push.add_argument("--message", help="commit message")
-    push.add_argument("--license", default="apache-2.0")
+    push.add_argument("--license", help="a Hub license id (default: the folder's own, else apache-2.0)")
     push.add_argument("--overwrite", action="store_true", help="allow replacing another method or architecture")
 
     pull = sub.add_parser("pull", help="download and verify an encoder")
     pull.add_argument("source", help="preset name or hf://org/repo[@revision]")
     pull.add_argument("--revision")
-    pull.add_argument("--out", help="also copy the verified files to this folder")
+    pull.add_argument("--out", help="also copy the verified files to this folder (an official checkpoint is "
+                      "converted once and written there as a kerassl preset folder)")
+    pull.add_argument("--image-size", type=int, help="official checkpoints: the image size to convert for")
 
     card = sub.add_parser("card", help="print the model card of a saved or published entry")
     card.add_argument("source", help="a folder written by save_preset, or hf://org/repo[@revision]")
@@ -76,7 +78,7 @@ def _load_for_push(source):
 
 
 def run_list(args):
-    from kerassl.zoo.presets import get_preset, list_presets
+    from kerassl.zoo.presets import get_preset, license_label, list_presets
 
     names = list_presets(args.pattern, published_only=args.published)
     if args.json:
@@ -85,7 +87,7 @@ def run_list(args):
     if not names:
         print(f"no preset matches {args.pattern!r}")
         return 0
-    rows = [("name", "hub id", "method", "backbone", "dataset", "metrics", "status")]
+    rows = [("name", "hub id", "method", "backbone", "dataset", "metrics", "license", "status")]
     for name in names:
         entry = get_preset(name)
         metrics = ", ".join(
@@ -94,7 +96,7 @@ def run_list(args):
         )
         status = "published" if entry.get("published") else "not yet published"
         rows.append((name, entry["hub_id"], entry.get("method", ""), entry.get("backbone", ""),
-                     entry.get("dataset", ""), metrics, status))
+                     entry.get("dataset", ""), metrics, license_label(entry), status))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -117,7 +119,7 @@ def run_push(args):
         commit_message=args.message,
         overwrite=args.overwrite,
         card_extra=metadata.get("extra"),
-        license=args.license,
+        license=args.license or metadata.get("license") or "apache-2.0",  # a pulled MAE stays CC-BY-NC
         tag=args.tag,
     )
     print(url)
@@ -126,8 +128,13 @@ def run_push(args):
 
 def run_pull(args):
     from kerassl.zoo import folder as zoo_folder
-    from kerassl.zoo.hub import load_encoder, resolve_source
+    from kerassl.zoo.hub import _is_converted_source, load_encoder, resolve_source
 
+    if _is_converted_source(args.source, args.revision, None):
+        from kerassl.zoo.pull import pull_official
+
+        print(pull_official(args.source, args.out, revision=args.revision, image_size=args.image_size))
+        return 0
     load_encoder(args.source, revision=args.revision)  # downloads and verifies checksums
     path, where, _ = resolve_source(args.source, args.revision)
     if args.out:

@@ -30,3 +30,7 @@ class HubAccessError(ZooError):
 
 class ArchitectureMismatchError(ZooError):
     """A push that would replace a different method or architecture."""
+
+
+class ConversionError(ZooError):
+    """An official checkpoint that cannot be converted: unknown family, missing or misshapen weight."""

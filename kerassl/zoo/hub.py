@@ -14,6 +14,7 @@ import tempfile
 
 import keras
 
+from kerassl.zoo import convert
 from kerassl.zoo import folder as zoo_folder
 from kerassl.zoo.errors import (
     ArchitectureMismatchError,
@@ -29,6 +30,9 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Files a push rewrites; anything else a user added to the repo is kept.
 OWNED_PATTERNS = ["method/*"]
 ENCODER_FILES = ["config.json", "model.weights.h5", "metadata.json", "README.md"]
+# A transformers repo (config.json with a model_type) is converted on load; its weights are
+# fetched separately so that only one of model.safetensors / pytorch_model.bin is downloaded.
+CONVERSION_FILES = ["preprocessor_config.json"]
 
 
 def parse_hf_source(source):
@@ -190,7 +194,35 @@ def _check_encoder(model, where):
     return model
 
 
-def load_encoder(source, revision=None, trainable=True, token=None):
+def _load_converted(source, revision, token, path, where, image_size, method):
+    """Converts a transformers repo (official checkpoints) into a kerassl encoder or method."""
+    if not os.path.isdir(os.fspath(source)):
+        for name in convert.WEIGHT_FILES:  # safetensors first; the .bin only where it is all there is
+            if not os.path.isfile(os.path.join(path, name)):
+                path, _, _ = resolve_source(source, revision, token, allow_patterns=[name])
+            if os.path.isfile(os.path.join(path, name)):
+                break
+    if method:
+        extra = convert.method_files(path)  # CLIP: its tokenizer files
+        if extra and not os.path.isdir(os.fspath(source)):
+            path, _, _ = resolve_source(source, revision, token, allow_patterns=extra)
+        return convert.method_from_folder(path, image_size=image_size, where=where)
+    return convert.encoder_from_folder(path, image_size=image_size, where=where)
+
+
+def _is_converted_source(source, revision, token):
+    """Whether a source is a transformers repo, read from its config.json alone."""
+    if isinstance(source, str) and source in PRESETS and PRESETS[source].get("converter"):
+        return True
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        return convert.is_transformers_folder(source)
+    if isinstance(source, str) and source.startswith("hf://"):
+        path, _, _ = resolve_source(source, revision, token, allow_patterns=["config.json", "metadata.json"])
+        return convert.is_transformers_folder(path)
+    return False
+
+
+def load_encoder(source, revision=None, trainable=True, token=None, image_size=None):
     """Loads a pretrained encoder: images (B, H, W, C) in [0, 1] -> features (B, D).
 
     Checksums are verified before anything is deserialized, the config is
@@ -204,9 +236,16 @@ def load_encoder(source, revision=None, trainable=True, token=None):
         revision: str or None. Branch, tag or commit for Hub sources.
         trainable: bool. Set to False to freeze the encoder (linear probing).
         token: str, bool or None. Hub token; None uses HF_TOKEN or the login.
+        image_size: int, (height, width) or None. Only for official
+            checkpoints in the transformers layout (a repo whose config.json
+            has a `model_type`, e.g. "hf://facebook/dino-vits16" or the preset
+            "dino_vits16"), which are converted on load: the size to build
+            for, position embeddings interpolated as transformers'
+            `interpolate_pos_encoding=True` does. None: the repo's crop size.
 
     Returns:
-        keras.Model: the encoder.
+        keras.Model: the encoder. A converted one takes floats in [0, 1] or
+        0-255 images and applies the checkpoint's mean/std itself.
 
     Example:
     ```python
@@ -215,8 +254,15 @@ def load_encoder(source, revision=None, trainable=True, token=None):
     ```
     """
     # The encoder alone: a method's sub-folder is not downloaded.
-    path, where, _ = resolve_source(source, revision, token, allow_patterns=ENCODER_FILES)
-    if path.endswith(".keras") and os.path.isfile(path):
+    path, where, _ = resolve_source(source, revision, token, allow_patterns=ENCODER_FILES + CONVERSION_FILES)
+    if convert.is_transformers_folder(path):
+        encoder = _load_converted(source, revision, token, path, where, image_size, method=False)
+    elif image_size is not None:
+        raise ValueError(
+            f"image_size= applies to official checkpoints converted on load; {where} is a kerassl "
+            "preset, whose encoder already takes other sizes (multiples of its patch size for a ViT)."
+        )
+    elif path.endswith(".keras") and os.path.isfile(path):
         model = _load_keras_file(path)
         encoder = model.encoder if zoo_folder.is_method(model) else model
         encoder = _check_encoder(encoder, where)
@@ -230,7 +276,7 @@ def load_encoder(source, revision=None, trainable=True, token=None):
     return encoder
 
 
-def load_method(source, revision=None, token=None):
+def load_method(source, revision=None, token=None, image_size=None):
     """Loads the whole SSL method (encoder, heads, settings) to keep training.
 
     Args:
@@ -238,6 +284,9 @@ def load_method(source, revision=None, token=None):
             from a method (a `method/` folder, or a `.keras` file of a method).
         revision: str or None. Branch, tag or commit for Hub sources.
         token: str, bool or None. Hub token; None uses HF_TOKEN or the login.
+        image_size: int, (height, width) or None. For official checkpoints
+            converted on load (e.g. "mae_vitb16" -> a `kerassl.MAE` with the
+            official decoder); see `load_encoder`.
 
     Returns:
         The method (e.g. a `kerassl.SimCLR`), uncompiled: call `compile` again.
@@ -249,6 +298,11 @@ def load_method(source, revision=None, token=None):
     model.fit(more_images, epochs=10)
     ```
     """
+    if _is_converted_source(source, revision, token):
+        path, where, _ = resolve_source(source, revision, token, allow_patterns=ENCODER_FILES + CONVERSION_FILES)
+        return _load_converted(source, revision, token, path, where, image_size, method=True)
+    if image_size is not None:
+        raise ValueError("image_size= applies to official checkpoints converted on load, not to kerassl presets.")
     path, where, _ = resolve_source(source, revision, token)
     if path.endswith(".keras") and os.path.isfile(path):
         model = _load_keras_file(path)

@@ -15,6 +15,7 @@ import difflib
 import fnmatch
 
 from kerassl.zoo.errors import PresetNotFoundError
+from kerassl.zoo.official import OFFICIAL_PRESETS
 
 CIFAR10_CONTRACT = {
     "image_size": [32, 32],
@@ -53,27 +54,42 @@ PRESETS = {
     },
 }
 
+# The authors' own checkpoints, converted on load (kerassl/zoo/official.py).
+PRESETS.update(OFFICIAL_PRESETS)
 
-def list_presets(pattern="*", published_only=False):
+
+def list_presets(pattern="*", published_only=False, details=False):
     """Names of registered presets matching a shell-style pattern.
 
     Args:
         pattern: str. An `fnmatch` pattern, case-insensitive, e.g. "*dino*".
         published_only: bool. Leave out entries whose weights are not on the Hub yet.
+        details: bool. Return (name, license, description) tuples instead of
+            names, so non-commercial licenses (MAE, MSN, I-JEPA: CC-BY-NC-4.0)
+            are seen before anything is downloaded.
 
     Returns:
-        Sorted list of preset names.
+        Sorted list of preset names (or tuples with `details=True`).
 
     Example:
     >>> kerassl.zoo.list_presets("simclr*")
     ['simclr_resnet18_cifar10']
     """
     pattern = pattern.lower()
-    return sorted(
+    names = sorted(
         name
         for name, entry in PRESETS.items()
         if fnmatch.fnmatchcase(name.lower(), pattern) and (entry.get("published") or not published_only)
     )
+    if details:
+        return [(name, license_label(PRESETS[name]), PRESETS[name].get("description", "")) for name in names]
+    return names
+
+
+def license_label(entry):
+    """The entry's license id, flagged when it forbids commercial use."""
+    license = entry.get("license") or "unknown"
+    return f"{license} (non-commercial)" if "-nc" in license.lower() else license
 
 
 def get_preset(name):
