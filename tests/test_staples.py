@@ -177,3 +177,21 @@ def test_whole_step_compiles_with_xla(name, make_encoder):
     images, _ = tiny_data((16, 16, 3))
     model.fit(images, batch_size=8, epochs=1, verbose=0)
     assert model.jit_compile, "a layer in the step blocked XLA compilation"
+
+
+def test_hub_round_trip_keeps_the_queue_and_teacher_and_the_encoder_finetunes(local_hub, make_encoder):
+    from tests.conftest_hub import LOCAL_HUB_TOKEN, LOCAL_HUB_USER
+
+    images, labels = tiny_data((16, 16, 3))
+    model = make_moco_v2(make_encoder())
+    model.compile(optimizer="adam")
+    model.fit(images, batch_size=8, epochs=1, verbose=0)
+    repo_id = f"{LOCAL_HUB_USER}/moco-v2-staples"
+    kerassl.zoo.push_to_hub(model, repo_id, token=LOCAL_HUB_TOKEN, dataset="random")
+    restored = kerassl.zoo.load_method(f"hf://{repo_id}")
+    assert isinstance(restored, kerassl.MoCo) and restored.version == "v2"
+    for old, new in zip(model.weights, restored.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(old), keras.ops.convert_to_numpy(new))
+    encoder = kerassl.zoo.load_encoder(f"hf://{repo_id}")
+    classifier = kerassl.finetune(encoder, (images, labels), num_classes=3, epochs=1, batch_size=8)
+    assert classifier.predict(images, verbose=0).shape == (16, 3)
