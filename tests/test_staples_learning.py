@@ -92,9 +92,24 @@ def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
     return result
 
 
-# Measured margins (see MEASURED below) set each assertion: gain over the mean of 5
-# random inits, and embedding_std * sqrt(dim) well above 0 (no collapse).
-MEASURED = {}
+# Measured with `python -m tests.test_staples_learning` on TensorFlow (2 shared cores,
+# load 11-15, 2026-12-04; about 3 min per method): random inits 0.561 (the one trained)
+# and 0.592 mean of 5. kNN after training, and embedding_std * sqrt(projection dim)
+# (1 for embeddings spread on the sphere, 0 at collapse):
+#   byol 0.688 (0.81), simsiam 0.756 (0.99), barlow_twins 0.827 (0.81), vicreg 0.833 (0.84),
+#   moco_v3 0.831 (1.00), moco_v2 0.806 (0.97), nnclr 0.810 (1.00), swav 0.723 (0.93).
+# Each test asserts about half the measured gain over the random-init mean, and
+# embedding_std * sqrt(dim) > 0.3. Not measured on JAX.
+MEASURED = {  # name: (margin over the random-init mean, projection dim)
+    "byol": (0.05, 128),
+    "simsiam": (0.08, 512),
+    "barlow_twins": (0.12, 512),
+    "vicreg": (0.12, 512),
+    "moco_v3": (0.12, 128),
+    "moco_v2": (0.10, 128),
+    "nnclr": (0.10, 128),
+    "swav": (0.06, 128),
+}
 
 
 @pytest.mark.slow
@@ -102,7 +117,7 @@ MEASURED = {}
 def test_encoder_beats_random_inits_by_knn_on_mnist(name):
     margin, dim = MEASURED[name]
     result = staple_on_mnist(name)
-    assert result["embedding_std"] * dim**0.5 > 0.1, result
+    assert result["embedding_std"] * dim**0.5 > 0.3, result
     assert result["knn"] > result["random_init_mean"] + margin, result
 
 
