@@ -142,9 +142,9 @@ def uniformity(z, t=2.0):
 
 
 # The families in their own modules, re-exported here (import at the end: they use the helpers above).
-from kerassl.losses_barlow_twins import barlow_twins, batch_standardize  # noqa: E402
-from kerassl.losses_byol import byol_loss, embedding_std, negative_cosine_similarity, simsiam_loss  # noqa: E402
-from kerassl.losses_moco import moco_v2_loss, moco_v3_loss  # noqa: E402
-from kerassl.losses_nnclr import nearest_neighbour, nnclr_loss  # noqa: E402
-from kerassl.losses_swav import sinkhorn_knopp, swav_loss  # noqa: E402
-from kerassl.losses_vicreg import vicreg  # noqa: E402
+from kerassl.losses_barlow_twins import barlow_twins, batch_standardize  # noqa: E402, F401
+from kerassl.losses_byol import byol_loss, embedding_std, negative_cosine_similarity, simsiam_loss  # noqa: E402, F401
+from kerassl.losses_moco import moco_v2_loss, moco_v3_loss  # noqa: E402, F401
+from kerassl.losses_nnclr import nearest_neighbour, nnclr_loss  # noqa: E402, F401
+from kerassl.losses_swav import sinkhorn_knopp, swav_loss  # noqa: E402, F401
+from kerassl.losses_vicreg import vicreg  # noqa: E402, F401

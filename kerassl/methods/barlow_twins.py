@@ -23,6 +23,11 @@ class BarlowTwins(TwoViewMethod):
     Logged: `embedding_std` (std of the normalized projections; about
     1/sqrt(dim) healthy, 0 at collapse).
 
+    Short runs (measured): projector 512-512-512; 2,000 MNIST digits, `small_convnet(width=16)`, BYOL's views without flips at crop
+    scale (0.4, 1), AdamW(1e-3), batch 128, 320 steps on TensorFlow; kNN (k=20) against
+    0.592 for the mean of 5 random inits (`tests/test_staples_learning.py`): kNN 0.827, and
+    `embedding_std` times sqrt(projection dim) 0.81 (0 would be collapse).
+
     Args:
         encoder: keras.Model. Images in [0, 1] -> (batch, D).
         projection_hidden_dim: int. 8192.

@@ -28,6 +28,12 @@ class BYOL(TwoViewMethod):
     beside the loss: `embedding_std` (std of the normalized projections,
     about 1/sqrt(dim) when healthy, 0 at collapse) and `teacher_momentum`.
 
+    Short runs (measured): projector 512-128, predictor 512, `momentum_start=0.99` (0.996 barely moves the
+    teacher in a few hundred steps); 2,000 MNIST digits, `small_convnet(width=16)`, BYOL's views without flips at crop
+    scale (0.4, 1), AdamW(1e-3), batch 128, 320 steps on TensorFlow; kNN (k=20) against
+    0.592 for the mean of 5 random inits (`tests/test_staples_learning.py`): kNN 0.688, and
+    `embedding_std` times sqrt(projection dim) 0.81 (0 would be collapse).
+
     Args:
         encoder: keras.Model. Images (batch, H, W, C) in [0, 1] -> (batch, D).
         projection_hidden_dim: int. 4096 in the paper.

@@ -36,6 +36,12 @@ class SwAV(TwoViewMethod):
     Logged: `embedding_std` (std of the normalized embeddings; about
     1/sqrt(dim) healthy, 0 at collapse).
 
+    Short runs (measured): projector 512-128, `num_prototypes=100`, 2 local crops of 12 px at scale
+    (0.1, 0.4), `freeze_prototypes_steps=16` (one epoch), no queue; 2,000 MNIST digits, `small_convnet(width=16)`, BYOL's views without flips at crop
+    scale (0.4, 1), AdamW(1e-3), batch 128, 320 steps on TensorFlow; kNN (k=20) against
+    0.592 for the mean of 5 random inits (`tests/test_staples_learning.py`): kNN 0.723, and
+    `embedding_std` times sqrt(projection dim) 0.93 (0 would be collapse).
+
     Args:
         encoder: keras.Model. Images in [0, 1] -> (batch, D); one that pools
             globally takes the smaller local crops.
