@@ -13,6 +13,13 @@ Usage:
     .venv/bin/python benchmarks/staples_step.py --side kerassl --method byol
     benchmarks/.peer-venv/bin/python benchmarks/staples_step.py --side lightly --method byol
 Options: --batch 64 --warmup 2 --steps 5. Prints one JSON line.
+
+Measured 2026-12-04 on the 2 shared cores at load averages 10-17 (other sessions
+running), batch 32, 1 warm-up and 3 timed steps: NOT a valid ratio, kept to show
+what contention does. kerassl TensorFlow 7.61 img/s (BYOL) and 7.60 (Barlow
+Twins); lightly step alone 0.63 and 1.37 with torch's default 2 threads, which
+spin against the other processes, and 5.11 (BYOL) with OMP_NUM_THREADS=1.
+Rerun both sides on an idle machine before quoting a ratio.
 """
 
 import argparse
