@@ -99,7 +99,11 @@ def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
 #   byol 0.688 (0.81), simsiam 0.756 (0.99), barlow_twins 0.827 (0.81), vicreg 0.833 (0.84),
 #   moco_v3 0.831 (1.00), moco_v2 0.806 (0.97), nnclr 0.810 (1.00), swav 0.723 (0.93).
 # Each test asserts about half the measured gain over the random-init mean, and
-# embedding_std * sqrt(dim) > 0.3. Not measured on JAX.
+# embedding_std * sqrt(dim) > 0.3. `make test-slow` runs them on TensorFlow only.
+# On JAX (KERAS_BACKEND=jax, same recipe, 2026-12-04; JAX draws other inits: 0.728 for
+# the one trained, 0.627 mean of 5): barlow_twins 0.818 (std x sqrt(512) 0.81), byol
+# 0.565 (0.78): BYOL ended below both its own init and the mean; not investigated.
+# The other six were not run on JAX.
 MEASURED = {  # name: (margin over the random-init mean, projection dim)
     "byol": (0.05, 128),
     "simsiam": (0.08, 512),
