@@ -92,3 +92,9 @@ __all__ = [
     "viz",
     "zoo",
 ]
+
+# The staples and their shared state (appended; see kerassl/methods/two_view.py).
+from kerassl import teacher  # noqa: E402
+from kerassl.methods import BYOL, NNCLR, VICReg, BarlowTwins, MoCo, SimSiam, SwAV  # noqa: E402
+
+__all__ += ["BYOL", "BarlowTwins", "MoCo", "NNCLR", "SimSiam", "SwAV", "VICReg", "teacher"]

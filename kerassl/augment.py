@@ -434,3 +434,123 @@ def simclr_augmenter(
             )
         )
     return keras.Sequential(layers, name=name)
+
+
+
+@register
+class RandomSolarize(keras.layers.Layer):
+    """Solarizes each image with probability p: pixels at or above `threshold` become 1 - x.
+
+    As torchvision's `RandomSolarize` and BYOL's solarization on [0, 1] images.
+
+    Args:
+        probability: float in [0, 1].
+        threshold: float in [0, 1].
+        seed: int or None.
+
+    Example:
+    ```python
+    solarize = kerassl.augment.RandomSolarize(0.2, seed=0)
+    images = solarize(images, training=True)
+    ```
+
+    Reference: Grill et al., BYOL, 2020, Table 6 (https://arxiv.org/abs/2006.07733).
+    """
+
+    def __init__(self, probability=0.2, threshold=0.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be in [0, 1]; got {probability}.")
+        self.probability = float(probability)
+        self.threshold = float(threshold)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training or self.probability == 0.0:
+            return images
+        solarized = ops.where(images >= self.threshold, 1.0 - images, images)
+        coin = keras.random.uniform((ops.shape(images)[0], 1, 1, 1), seed=self.seed_generator)
+        return ops.where(coin < self.probability, solarized, images)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(probability=self.probability, threshold=self.threshold, seed=self.seed)
+        return config
+
+
+def byol_augmenter(
+    image_size,
+    channels=3,
+    view=1,
+    scale=(0.08, 1.0),
+    blur_probability="auto",
+    solarize_probability="auto",
+    flip=True,
+    seed=None,
+    name=None,
+):
+    """One of BYOL's two asymmetric view pipelines, as a Keras `Sequential`.
+
+    Random resized crop, horizontal flip, colour jitter with probability 0.8
+    (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1), grayscale with
+    probability 0.2, then Gaussian blur (probability 1.0 for view 1, 0.1 for
+    view 2) and solarization (0.0 for view 1, 0.2 for view 2) (BYOL,
+    Table 6). Barlow Twins, VICReg, MoCo v3 and NNCLR use the same pair.
+    Below 64 px the blur defaults off, as in `simclr_augmenter` and lightly's
+    CIFAR-10 benchmarks.
+
+    Args:
+        image_size: int or (height, width).
+        channels: int. 1 or 3 (grayscale: no colour steps, solarization kept).
+        view: 1 or 2.
+        scale: (min, max) crop area fraction.
+        blur_probability: float or "auto" (the view's value from 64 px up, else 0).
+        solarize_probability: float or "auto" (the view's value).
+        flip: bool.
+        seed: int or None. Layer i gets seed + i (+ 10 for view 2).
+        name: str or None.
+
+    Example:
+    ```python
+    view_1 = kerassl.augment.byol_augmenter(32, view=1, seed=0)
+    view_2 = kerassl.augment.byol_augmenter(32, view=2, seed=0)
+    ```
+
+    Reference: Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020
+    (https://arxiv.org/abs/2006.07733), Appendix B.
+    """
+    if view not in (1, 2):
+        raise ValueError(f"view must be 1 or 2; got {view}.")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3; got {channels}.")
+    height, width = _pair(image_size, "image_size")
+    seed = None if seed is None else seed + (0 if view == 1 else 10)
+    if blur_probability == "auto":
+        blur_probability = (1.0 if view == 1 else 0.1) if min(height, width) >= 64 else 0.0
+    if solarize_probability == "auto":
+        solarize_probability = 0.0 if view == 1 else 0.2
+    layers = [RandomResizedCrop((height, width), scale=scale, seed=_child_seed(seed, 0))]
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=_child_seed(seed, 1)))
+    jitter = ColorJitter(0.4, 0.4, 0.2, 0.1, seed=_child_seed(seed, 2))
+    layers.append(RandomApply(jitter, 0.8, seed=_child_seed(seed, 3)))
+    if channels == 3:
+        layers.append(RandomGrayscale(0.2, seed=_child_seed(seed, 4)))
+    if blur_probability:
+        kernel = max(3, int(0.1 * min(height, width)) // 2 * 2 + 1)
+        layers.append(
+            keras.layers.RandomGaussianBlur(
+                factor=(blur_probability, blur_probability),
+                kernel_size=kernel,
+                sigma=(0.1, 2.0),
+                value_range=(0.0, 1.0),
+                seed=_child_seed(seed, 5),
+            )
+        )
+    if solarize_probability:
+        layers.append(RandomSolarize(solarize_probability, seed=_child_seed(seed, 6)))
+    return keras.Sequential(layers, name=name or f"byol_view_{view}")

@@ -182,3 +182,166 @@ class DINOHead(keras.layers.Layer):
             batch_norm=self.batch_norm,
         )
         return config
+
+
+# -- prediction heads and prototypes of the staple methods ------------------------
+
+
+def byol_projection_head(hidden_dim=4096, output_dim=256, name="projection_head"):
+    """BYOL's projector (and, with the same sizes, its predictor).
+
+    "a linear layer with output size 4096 followed by batch normalization,
+    rectified linear units (ReLU), and a final linear layer with output
+    dimension 256" (BYOL, Sec. 3.3).
+
+    Example:
+    ```python
+    head = kerassl.heads.byol_projection_head(4096, 256)
+    ```
+
+    Reference: Grill et al., NeurIPS 2020 (https://arxiv.org/abs/2006.07733).
+    """
+    return MLPHead([hidden_dim, output_dim], name=name)
+
+
+def prediction_head(hidden_dim=4096, output_dim=256, name="prediction_head"):
+    """A two-layer predictor q: Linear -> BN -> ReLU -> Linear.
+
+    BYOL's and NNCLR's predictor (4096 -> 256), SimSiam's bottleneck predictor
+    (512 -> 2048: "The prediction MLP h has 2 layers ... The dimension of h's
+    input and output is 2048, and h's hidden layer's dimension is 512",
+    SimSiam Sec. 4), MoCo v3's (4096 -> 256).
+
+    Example:
+    ```python
+    predictor = kerassl.heads.prediction_head(512, 2048)
+    ```
+    """
+    return MLPHead([hidden_dim, output_dim], name=name)
+
+
+def simsiam_projection_head(hidden_dim=2048, output_dim=2048, num_layers=3, name="projection_head"):
+    """SimSiam's projector: `num_layers` Linear + BN, ReLU between, BN on the output.
+
+    "The projection MLP has BN applied to each fully-connected (fc) layer,
+    including its output fc. Its output fc has no ReLU. The hidden fc is
+    2048-d. This MLP has 3 layers" (SimSiam, Sec. 4; 2 layers on CIFAR-10).
+    The output BatchNorm has no scale (the official code's `affine=False`
+    keeps a fixed shift too; here the shift is learned).
+
+    Example:
+    ```python
+    head = kerassl.heads.simsiam_projection_head(2048, 2048)
+    ```
+
+    Reference: Chen and He, CVPR 2021 (https://arxiv.org/abs/2011.10566).
+    """
+    units = [hidden_dim] * (int(num_layers) - 1) + [output_dim]
+    return MLPHead(units, last_batch_norm=True, name=name)
+
+
+def moco_projection_head(hidden_dim=2048, output_dim=128, version="v3", name="projection_head"):
+    """MoCo's projector: v2's Linear -> ReLU -> Linear, v3's with BN (on the output too).
+
+    MoCo v2 "replace[s] the fc head in MoCo with a 2-layer MLP head (hidden
+    layer 2048-d, with ReLU)"; MoCo v3's ResNet projector is
+    `_build_mlp(2, 2048, 4096, 256, last_bn=True)` in
+    `facebookresearch/moco-v3`: BN after every Linear, ReLU after hidden ones.
+
+    Example:
+    ```python
+    head = kerassl.heads.moco_projection_head(4096, 256, version="v3")
+    ```
+    """
+    if version == "v2":
+        return MLPHead([hidden_dim, output_dim], batch_norm=False, name=name)
+    return MLPHead([hidden_dim, output_dim], last_batch_norm=True, name=name)
+
+
+def barlow_twins_projection_head(hidden_dim=8192, output_dim=8192, num_layers=3, name="projection_head"):
+    """Barlow Twins' and VICReg's projector: Linear-BN-ReLU twice, then a bias-free Linear.
+
+    "The projector network has three linear layers, each with 8192 output
+    units. The first two layers of the projector are followed by a batch
+    normalization layer and rectified linear units" (Barlow Twins, Sec. 4);
+    VICReg uses the same ("8192-8192-8192").
+
+    Example:
+    ```python
+    head = kerassl.heads.barlow_twins_projection_head(2048, 2048)
+    ```
+    """
+    units = [hidden_dim] * (int(num_layers) - 1) + [output_dim]
+    return MLPHead(units, use_bias=False, name=name)
+
+
+def nnclr_projection_head(hidden_dim=2048, output_dim=256, name="projection_head"):
+    """NNCLR's projector: 3 Linear layers with BN, ReLU between, BN on the output.
+
+    "The projection MLP has 3 layers ... hidden dimension 2048 ... output
+    256 ... batch normalization ... after every layer" (NNCLR, Sec. 4.1).
+
+    Example:
+    ```python
+    head = kerassl.heads.nnclr_projection_head(2048, 256)
+    ```
+    """
+    return MLPHead([hidden_dim, hidden_dim, output_dim], last_batch_norm=True, name=name)
+
+
+@register
+class Prototypes(keras.layers.Layer):
+    """SwAV's prototypes: a bias-free linear layer with unit-norm columns.
+
+    Returns `z @ C` for unit-norm prototype vectors C (dim, K). The official
+    code normalizes the stored prototypes before every step and
+    differentiates with respect to the normalized ones; here the columns are
+    kept at unit norm by a `UnitNorm` constraint, which the optimizer applies
+    after every update (also inside JAX's stateless step), and the forward
+    pass uses the normalized columns with a straight-through gradient, so
+    the first step is the same too. `gradient_scale=0` freezes them
+    (SwAV freezes its prototypes during the first epoch).
+
+    Args:
+        num_prototypes: int. K (3000 on ImageNet).
+
+    Example:
+    ```python
+    prototypes = kerassl.heads.Prototypes(3000)
+    scores = prototypes(kerassl.losses.l2_normalize(z))  # cosines in [-1, 1]
+    ```
+
+    Reference: Caron et al., NeurIPS 2020 (https://arxiv.org/abs/2006.09882).
+    """
+
+    def __init__(self, num_prototypes=3000, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_prototypes) < 1:
+            raise ValueError(f"num_prototypes must be a positive int; got {num_prototypes}.")
+        self.num_prototypes = int(num_prototypes)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], self.num_prototypes),
+            initializer="glorot_uniform",
+            constraint=keras.constraints.UnitNorm(axis=0),
+            name="kernel",
+        )
+        self.built = True
+
+    def normalized_kernel(self, gradient_scale=1.0):
+        kernel = ops.cast(self.kernel, "float32")
+        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(kernel), axis=0, keepdims=True), 1e-12))
+        unit = ops.stop_gradient(kernel / norm)
+        return unit + gradient_scale * (kernel - ops.stop_gradient(kernel))
+
+    def call(self, inputs, gradient_scale=1.0):
+        return ops.matmul(ops.cast(inputs, "float32"), self.normalized_kernel(gradient_scale))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.num_prototypes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_prototypes=self.num_prototypes)
+        return config

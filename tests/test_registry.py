@@ -78,6 +78,17 @@ EXAMPLES = {
     "kerassl>MAE": lambda: kerassl.MAE(tiny_vit(), decoder_dim=8, decoder_depth=1, decoder_num_heads=2),
     "kerassl>RotNet": lambda: kerassl.RotNet(tiny_encoder(), hidden_dim=8),
     "kerassl>SimCLR": lambda: kerassl.SimCLR(tiny_encoder(), projection_hidden_dim=8, projection_dim=4),
+    "kerassl>RandomSolarize": lambda: kerassl.augment.RandomSolarize(0.2, seed=1),
+    "kerassl>Prototypes": lambda: kerassl.heads.Prototypes(16),
+    "kerassl>UnitNormal": lambda: kerassl.teacher.UnitNormal(seed=1),
+    "kerassl>MemoryBank": lambda: kerassl.teacher.MemoryBank(16, 4, seed=1),
+    "kerassl>BYOL": lambda: kerassl.BYOL(tiny_encoder(), projection_hidden_dim=8, projection_dim=4, prediction_hidden_dim=8),
+    "kerassl>MoCo": lambda: kerassl.MoCo(tiny_encoder(), version="v2", projection_hidden_dim=8, projection_dim=4, queue_size=16),
+    "kerassl>SimSiam": lambda: kerassl.SimSiam(tiny_encoder(), projection_hidden_dim=8, projection_dim=4, prediction_hidden_dim=8),
+    "kerassl>BarlowTwins": lambda: kerassl.BarlowTwins(tiny_encoder(), projection_hidden_dim=8, projection_dim=4),
+    "kerassl>VICReg": lambda: kerassl.VICReg(tiny_encoder(), projection_hidden_dim=8, projection_dim=4),
+    "kerassl>SwAV": lambda: kerassl.SwAV(tiny_encoder(), projection_hidden_dim=8, projection_dim=4, num_prototypes=8, num_local_crops=0),
+    "kerassl>NNCLR": lambda: kerassl.NNCLR(tiny_encoder(), projection_hidden_dim=8, projection_dim=4, prediction_hidden_dim=8, queue_size=16),
     "kerassl>ScaledAdamW": lambda: ScaledAdamW(1e-3, 0.1),
     "kerassl>Classifier": lambda: Classifier(
         tiny_encoder(), keras.layers.Dense(3)

@@ -144,3 +144,4 @@ def uniformity(z, t=2.0):
     logits = ops.where(off_diagonal, -t * squared, MASK_VALUE)
     count = ops.cast(size * (size - 1), "float32")
     return ops.logsumexp(ops.reshape(logits, (-1,))) - ops.log(count)
+

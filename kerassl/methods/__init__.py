@@ -22,3 +22,14 @@ __all__ = [
     "SimCLR",
     "ZeroShotClassifier",
 ]
+
+# The staples on the two-view base (kerassl/methods/two_view.py).
+from kerassl.methods.barlow_twins import BarlowTwins  # noqa: E402
+from kerassl.methods.byol import BYOL  # noqa: E402
+from kerassl.methods.moco import MoCo  # noqa: E402
+from kerassl.methods.nnclr import NNCLR  # noqa: E402
+from kerassl.methods.simsiam import SimSiam  # noqa: E402
+from kerassl.methods.swav import SwAV  # noqa: E402
+from kerassl.methods.vicreg import VICReg  # noqa: E402
+
+__all__ += ["BYOL", "BarlowTwins", "MoCo", "NNCLR", "SimSiam", "SwAV", "VICReg"]

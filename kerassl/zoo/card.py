@@ -185,3 +185,13 @@ def parse_card(text):
     if not isinstance(data, dict):
         raise ValueError("the card's front matter is not a YAML mapping.")
     return data, body
+
+# The other staple methods (appended with them; see kerassl/methods/two_view.py).
+PAPERS.update({
+    "SimSiam": ("Chen and He, Exploring Simple Siamese Representation Learning, CVPR 2021",
+                "https://arxiv.org/abs/2011.10566"),
+    "SwAV": ("Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments, NeurIPS 2020",
+             "https://arxiv.org/abs/2006.09882"),
+    "NNCLR": ("Dwibedi et al., With a Little Help from My Friends: Nearest-Neighbor Contrastive Learning, ICCV 2021",
+              "https://arxiv.org/abs/2104.14548"),
+})
