@@ -17,8 +17,8 @@ What it needs:
   estimated from the measured SimCLR throughput in ../shared/FACTS.md: one image
   pass instead of two, at 4x the pixels);
 - `--smoke`: writes 600 digits as PNG files with captions made from their labels
-  ("a photo of a three.") and a `pairs.csv`, then runs the same code on them: about
-  40 s on a CPU.
+  ("a photo of a three.") and a `pairs.csv`, then runs the same code on them: 13 s
+  of CPU time, 50-115 s wall (measured on the shared 2-core machine under load ~14).
 
 What it prints and writes (in `--output`, default `outputs/clip_captions/`):
 - zero-shot accuracy (with labels) against chance, and recall@1/5 in both directions;
@@ -151,7 +151,7 @@ def main(argv=None):
     top = np.argsort(-similarity, axis=1)[:, :5]
     kerassl.viz.image_grid(
         [images[test][row] for row in top], os.path.join(args.output, "retrieval.png"),
-        row_titles=[q if len(q) <= 24 else q[:22] + "..." for q in queries],
+        row_titles=[q if len(q) <= 20 else q[:18] + "..." for q in queries],
         col_titles=[f"top {i + 1}" for i in range(5)],
     )
     with open(os.path.join(args.output, "results.json"), "w") as file:

@@ -22,7 +22,8 @@ What it needs:
   epochs in about 2 min); CIFAR-10 about 3 h on one recent GPU (estimated) and is
   not practical on a CPU (about 40 h a method, from the 25 min per SimCLR epoch
   measured in ../shared/FACTS.md);
-- `--smoke`: 300 digits, 1 epoch per method: about a minute on a CPU.
+- `--smoke`: 300 digits, 1 epoch per method: 40 s of CPU time,
+  3 min wall (measured on the shared 2-core machine under load ~14).
 
 What it prints and writes (in `--output`, default `outputs/compare_methods/`):
 - per dataset, a Markdown table: method, kNN accuracy, linear-probe accuracy,
@@ -137,7 +138,8 @@ def run_dataset(name, methods, args):
         seconds = time.time() - start
         rows[method_name] = {**score(model.encoder, data, spec["knn_k"]), "seconds": round(seconds, 1)}
         print(f"{name}: {method_name} done in {seconds:.0f} s", flush=True)
-    return {"epochs": epochs, "batch_size": batch_size, "knn_k": spec["knn_k"], "train_size": len(data[0][0]), "rows": rows}
+    return {"epochs": epochs, "batch_size": batch_size, "knn_k": spec["knn_k"],
+            "train_size": len(data[0][0]), "rows": rows}
 
 
 def table(name, result):

@@ -17,7 +17,8 @@ What it needs:
 - full size (ViT-tiny, patch 4, 50,000 images, 100 epochs, then 1,000 labels): about
   1 h on one recent GPU (estimated), about 40 h on a 2-core CPU (estimated from the
   ViT-tiny MAE step throughput in benchmarks/results/quiet-vit/);
-- `--smoke`: 300 digits at 16 px, a one-block ViT, 2 epochs: about 30 s on a CPU.
+- `--smoke`: 300 digits at 16 px, a one-block ViT, 2 epochs: 18 s of CPU time,
+  65-150 s wall (measured on the shared 2-core machine under load ~14).
 
 What it prints and writes (in `--output`, default `outputs/mae_reconstruct/`):
 - the reconstruction loss per epoch, and a table of fine-tuned test accuracy,

@@ -15,9 +15,9 @@ What it needs:
 - a GPU for the full recipe. Full size (200 epochs of 50,000 images, batch 512):
   about 2 h on one recent GPU (estimated from lightly's published timings for the
   same model, not measured here), about 80 h on a 2-core CPU (measured: 25 min an
-  epoch, ../shared/FACTS.md). `--epochs 20` gives kNN about 0.6 on a GPU in minutes.
-- `--smoke`: scikit-learn's digits (offline), a small convnet, 2 epochs: about 20 s on
-  a CPU.
+  epoch, ../shared/FACTS.md).
+- `--smoke`: scikit-learn's digits (offline), a small convnet, 2 epochs: 11 s of CPU
+  time, 40-95 s wall (measured on the shared 2-core machine under load ~14).
 
 What it prints and writes (in `--output`, default `outputs/pretrain_simclr/`):
 - a table of kNN accuracy per evaluated epoch, then the final loss and accuracy;

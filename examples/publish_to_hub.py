@@ -17,7 +17,8 @@ What it needs:
   a minute on a CPU; with `--model` nothing trains but the 1 extra epoch;
 - `--smoke`: offline. The project's local Hub server (tests/hub_server.py) stands in
   for huggingface.co, with the real `huggingface_hub` client, so every request is
-  the one the real Hub gets: about 30 s on a CPU.
+  the one the real Hub gets: 21 s of CPU time, 90-130 s wall (measured on the
+  shared 2-core machine under load ~14).
 
 What it prints and writes (in `--output`, default `outputs/publish_to_hub/`):
 - the commit URLs of both pushes, the card's metadata, and a table per revision
