@@ -42,7 +42,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repo", help="the Hub repository, user/name or org/name")
     parser.add_argument("--model", help="a saved kerassl method (.keras); default: pretrain one here")
-    parser.add_argument("--dataset", default="digits", help="what the model was pretrained on")
+    parser.add_argument("--dataset", default="digits", choices=("digits", "cifar10"),
+                        help="what the model was pretrained on (its kNN accuracy is measured there)")
+    parser.add_argument("--cifar10-path", help="local CIFAR-10 copy, with --dataset cifar10")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--output", default="outputs/publish_to_hub")
@@ -69,13 +71,14 @@ def main(argv=None):
     import kerassl
 
     os.makedirs(args.output, exist_ok=True)
-    size = 16
-    (x, y), (x_test, y_test) = kerassl.datasets.load_digits(image_size=size, channels=3)
-    if args.model:
-        model = keras.saving.load_model(args.model)
-        size = model.encoder.input_shape[1]
-        (x, y), (x_test, y_test) = kerassl.datasets.load_digits(image_size=size, channels=3)
+    model = keras.saving.load_model(args.model) if args.model else None
+    size = model.encoder.input_shape[1] if model is not None else 16
+    # The metric on the card is measured on the data the model was pretrained on.
+    if args.dataset == "cifar10":
+        (x, y), (x_test, y_test) = kerassl.datasets.cifar10(path=args.cifar10_path, train_limit=10_000)
     else:
+        (x, y), (x_test, y_test) = kerassl.datasets.load_digits(image_size=size, channels=3)
+    if model is None:
         keras.utils.set_random_seed(args.seed)
         encoder = kerassl.backbones.small_convnet((size, size, 3), width=16 if args.smoke else 32,
                                                   feature_dim=None)
@@ -87,7 +90,8 @@ def main(argv=None):
 
     # v1.0: measured, pushed with its card, tagged.
     knn = kerassl.evaluate.knn_accuracy(model.encoder, x, y, x_test, y_test, k=20, verbose=False)
-    metrics = {"knn_accuracy": {"value": knn, "protocol": f"weighted kNN, k=20, {args.dataset} test split"}}
+    protocol = f"weighted kNN, k=20, {args.dataset} test split, bank of {len(x)} training images"
+    metrics = {"knn_accuracy": {"value": knn, "protocol": protocol}}
     url_v1 = kerassl.zoo.push_to_hub(model, args.repo, metrics=metrics, dataset=args.dataset,
                                      private=args.private, tag="v1.0")
     print("pushed v1.0:", url_v1)
