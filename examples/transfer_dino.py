@@ -124,7 +124,7 @@ def main(argv=None):
         scratch = kerassl.backbones.small_convnet(x.shape[1:], width=16, feature_dim=None)
     else:
         scratch = kerassl.backbones.resnet18(input_shape=x.shape[1:], stem="cifar")
-    runs["ResNet-18 from scratch"] = kerassl.finetune(
+    runs[f"{scratch.name} from scratch"] = kerassl.finetune(
         scratch, train, num_classes, mode="full", epochs=args.scratch_epochs,
         encoder_learning_rate_scale=1.0, batch_size=64, validation_data=test,
         augment=keras.layers.RandomFlip("horizontal") if not args.smoke else None,

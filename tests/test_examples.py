@@ -33,7 +33,7 @@ EXPECTED = {
     "compare_methods": (["methods.png", "results.json"], ["| method | kNN accuracy (k=20) |"]),
     "transfer_dino": (
         ["attention.png", "finetuning.png", "results.json"],
-        ["| model | labels | test accuracy |", "| ResNet-18 from scratch |"],
+        ["| model | labels | test accuracy |", "from scratch |"],
     ),
     "clip_captions": (
         ["retrieval.png", "training.png", "clip.keras", "results.json", "smoke_pairs/pairs.csv"],
