@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Two workers: most test time is single-threaded tracing and XLA compilation.
 PYTEST := $(PY) -m pytest -p no:cacheprovider -n 2
 
-.PHONY: install demo test test-tf test-jax test-slow bench-smoke clean
+.PHONY: install demo test test-tf test-jax test-slow test-examples bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test-jax: $(STAMP)
 # Learning tests on real data (minutes each); CI runs them after `make test`.
 test-slow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -q -m slow tests
+
+# Only the examples/ scripts in their --smoke size, each in its own process (several
+# minutes); they are `slow` tests, so `make test-slow` (and CI through it) runs them too.
+test-examples: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PYTEST) -q -m slow tests/test_examples.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
