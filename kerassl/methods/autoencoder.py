@@ -207,16 +207,16 @@ class Autoencoder(SSLMethod):
         images, _ = split_inputs(inputs)
         images = self.prepare_images(images)
         noisy = corrupt(images, self.noise, self.noise_level, self.seed_generator)
-        features = self.encoder(noisy, training=True)
+        features = self.encoder(noisy, training=self.layers_training)
         return {
             "features": features,
-            "reconstructions": self.decoder(features, training=True),
+            "reconstructions": self.decoder(features, training=self.layers_training),
             "targets": images,
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
+            y_pred = self.outputs_for_loss(x, training)
         _, labels = split_inputs(x)
         labels = y if y is not None else labels
         targets = ops.cast(y_pred["targets"], "float32")

@@ -44,6 +44,20 @@ def as_tuple_batches(generator):
         yield batch if isinstance(batch, tuple) else (batch,)
 
 
+RANDOM_STATE_KEY = "random_state_"
+
+
+def check_fit_inputs(x):
+    """Checks NumPy images up front; returns `x` as Keras should receive it."""
+    if isinstance(x, np.ndarray):
+        check_numpy_images(x)
+    elif isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray):
+        check_numpy_images(x[0])
+    elif inspect.isgenerator(x):
+        x = as_tuple_batches(x)
+    return x
+
+
 class NonFiniteLossError(FloatingPointError):
     pass
 
@@ -170,15 +184,132 @@ class SSLMethod(keras.Model):
         self.probe_accuracy_tracker.update_state(labels, logits)
         return loss
 
+    # -- evaluation --------------------------------------------------------
+    # Metrics of the training step alone (a schedule's value, say): not
+    # reported by `evaluate` or as `val_*`.
+    training_only_metrics = ()
+
+    @property
+    def layers_training(self):
+        """`training` for the encoder, heads and teacher inside `call`.
+
+        True in a training step; False while `evaluate` (or validation in
+        `fit`) draws its views, so BatchNorm uses and keeps its moving
+        statistics and dropout is off.
+        """
+        return not getattr(self, "_evaluating", False)
+
+    def outputs_for_loss(self, x, training=True):
+        """What `call(x, training=True)` returns, for `compute_loss` to score.
+
+        In evaluation (`training=False`) the views come from a fixed seed and
+        every other layer runs in inference mode; the random state is put back
+        afterwards, so `evaluate` changes no variable and two identical calls
+        agree exactly.
+        """
+        if training:
+            return self(x, training=True)
+        states = self.random_states()
+        saved = [ops.copy(ops.convert_to_tensor(state)) for state in states]
+        base = 0 if self.seed is None else int(self.seed)
+        for index, state in enumerate(states):
+            state.assign(ops.convert_to_tensor([base + index + 1, 0], dtype=state.dtype))
+        self._evaluating = True
+        try:
+            outputs = self(x, training=True)
+        finally:
+            self._evaluating = False
+        for state, value in zip(states, saved):
+            state.assign(value)
+        return outputs
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """`keras.Model.evaluate` without side effects: no variable changes.
+
+        The loss is the training objective on views drawn from a fixed seed,
+        with the encoder, heads and any teacher in inference mode; metrics
+        listed in `training_only_metrics` are left out.
+        """
+        return_dict = kwargs.pop("return_dict", False)
+        x = check_fit_inputs(x)
+        logs = super().evaluate(x, y, return_dict=True, **kwargs)
+        for name in self.training_only_metrics:
+            logs.pop(name, None)
+        if return_dict:
+            return logs
+        return self._flatten_metrics_in_order(logs)  # Keras's own order for lists
+
+    # -- random state --------------------------------------------------------
+    def random_states(self):
+        """Every `SeedGenerator` state of the method (augmenters, masks, noise), in a fixed order."""
+        return [v for v in self.variables if v.name == "seed_generator_state"]
+
+    def save_own_variables(self, store):
+        # Keras saves no SeedGenerator state; without it a resumed or reloaded
+        # run would replay the views of its first steps.
+        super().save_own_variables(store)
+        for index, state in enumerate(self.random_states()):
+            store[f"{RANDOM_STATE_KEY}{index}"] = state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        own = {key: store[key] for key in keys if not key.startswith(RANDOM_STATE_KEY)}
+        super().load_own_variables(own)
+        saved = [key for key in keys if key.startswith(RANDOM_STATE_KEY)]
+        states = self.random_states()
+        if not saved:  # saved before kerassl kept random state: start afresh
+            return
+        if len(saved) != len(states):
+            raise ValueError(
+                f"the saved weights hold {len(saved)} random states but this "
+                f"{type(self).__name__} has {len(states)}: they come from a method "
+                "built differently (other augmenters or views). Build it with the "
+                "configuration it was saved with."
+            )
+        for index, state in enumerate(states):
+            state.assign(store[f"{RANDOM_STATE_KEY}{index}"])
+
+    # -- building ------------------------------------------------------------
+    def encoder_input_shape(self):
+        """(height, width, channels) the encoder declares, or None where it does not."""
+        try:
+            inputs = self.encoder.inputs
+        except (AttributeError, ValueError):
+            return None
+        if not inputs or len(inputs) != 1:
+            return None
+        shape = tuple(inputs[0].shape)[1:]
+        if len(shape) != 3 or any(dim is None for dim in shape):
+            return None
+        return shape
+
+    def build_from_encoder(self):
+        """Builds the method now if the encoder knows its input shape.
+
+        A built method can be restored by `keras.callbacks.BackupAndRestore`
+        before its first step; `compile` calls this.
+        """
+        if self.built:
+            return
+        shape = self.encoder_input_shape()
+        if shape is not None:
+            self.build((None, *shape))
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        self.build_from_encoder()
+
+    def compile_from_config(self, config):
+        # Keras skips restoring the compile state of models that override
+        # `compile`; ours keeps the standard signature, so restore it the same way.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built and getattr(self, "optimizer", None) is not None:
+            self.optimizer.build(self.trainable_variables)
+
     # -- training ----------------------------------------------------------
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit`, with input checks up front and an error on NaN losses."""
-        if isinstance(x, np.ndarray):
-            check_numpy_images(x)
-        elif isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray):
-            check_numpy_images(x[0])
-        elif inspect.isgenerator(x):
-            x = as_tuple_batches(x)
+        x = check_fit_inputs(x)
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss())

@@ -212,11 +212,11 @@ class MAE(SSLMethod):
             return super().call(inputs)
         images, _ = split_inputs(inputs)
         views = self.augmenter(self.prepare_images(images), training=True)
-        return self.masked_forward(views, training=True)
+        return self.masked_forward(views, training=self.layers_training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
+            y_pred = self.outputs_for_loss(x, training)
         _, labels = split_inputs(x)
         labels = y if y is not None else labels
         loss = losses_distill.masked_patch_loss(

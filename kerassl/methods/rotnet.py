@@ -178,12 +178,12 @@ class RotNet(SSLMethod):
         if self.augmenter is not None:
             images = self.augmenter(images, training=True)
         rotated, _ = all_rotations(center_square_crop(images))
-        features = self.encoder(rotated, training=True)
-        return {"features": features, "logits": self.head(features, training=True)}
+        features = self.encoder(rotated, training=self.layers_training)
+        return {"features": features, "logits": self.head(features, training=self.layers_training)}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
+            y_pred = self.outputs_for_loss(x, training)
         _, labels = split_inputs(x)
         labels = y if y is not None else labels
         logits = ops.cast(y_pred["logits"], "float32")

@@ -98,15 +98,15 @@ class SimCLR(SSLMethod):
             [self.augmenter(images, training=True), self.augmenter(images, training=True)],
             axis=0,
         )
-        features = self.encoder(views, training=True)
+        features = self.encoder(views, training=self.layers_training)
         return {
             "features": features,
-            "projections": self.projection_head(features, training=True),
+            "projections": self.projection_head(features, training=self.layers_training),
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
+            y_pred = self.outputs_for_loss(x, training)
         _, labels = split_inputs(x)
         labels = y if y is not None else labels
         z1, z2 = ops.split(ops.cast(y_pred["projections"], "float32"), 2, axis=0)
