@@ -56,6 +56,7 @@ from kerassl.methods import (  # noqa: E402
     RotNet,
     SimCLR,
     SSLMethod,
+    backup_and_restore,
 )
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "SimCLR",
     "augment",
     "backbones",
+    "backup_and_restore",
     "captions",
     "datasets",
     "evaluate",

@@ -19,6 +19,7 @@ scale out again.
 import math
 
 import keras
+import numpy as np
 
 from kerassl.evaluate.features import (
     check_labels,
@@ -28,6 +29,7 @@ from kerassl.evaluate.features import (
     resolve_jit_compile,
 )
 from kerassl.images import check_numpy_images, to_float_images
+from kerassl.nonfinite import StopOnNonFiniteLoss
 from kerassl.registry import register
 
 MODES = ("linear", "full")
@@ -278,6 +280,12 @@ def _initialize_feature_statistics(classifier, train, batch_size, max_images=409
     else:
         sample = train[0][:max_images]
     features, _ = extract_with_labels(classifier.encoder, sample, batch_size, verbose=0)
+    if not np.all(np.isfinite(features)):
+        raise ValueError(
+            "the encoder's features on train_data contain NaN or infinite values: the "
+            "data or the encoder's weights are not finite. Check the dataset's images "
+            "(`np.isfinite`) and the encoder; nothing was trained."
+        )
     standardization = classifier.head.layers[0]
     standardization.moving_mean.assign(features.mean(axis=0))
     standardization.moving_variance.assign(features.var(axis=0))
@@ -409,6 +417,7 @@ def finetune(
         epochs=int(epochs),
         validation_data=validation_data,
         verbose=verbose,
+        callbacks=[StopOnNonFiniteLoss("the fine-tuning loss")],
     )
     classifier.history = history
     return classifier

@@ -1,13 +1,13 @@
 """The base class every self-supervised method stands on."""
 
 import inspect
-import math
 
 import keras
 import numpy as np
 from keras import ops
 
 from kerassl.images import check_numpy_images, to_float_images
+from kerassl.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: F401  (public here too)
 from kerassl.registry import register
 
 
@@ -56,31 +56,6 @@ def check_fit_inputs(x):
     elif inspect.isgenerator(x):
         x = as_tuple_batches(x)
     return x
-
-
-class NonFiniteLossError(FloatingPointError):
-    pass
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Raises a clear error as soon as the training loss becomes NaN or infinite."""
-
-    def __init__(self):
-        super().__init__()
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise NonFiniteLossError(
-                f"the training loss became {float(loss)} at epoch {self.epoch + 1}, "
-                f"batch {batch + 1}. Usual causes: a learning rate too high for the "
-                "optimizer (try 10x lower, or warm-up), NaN or infinite values in the "
-                "images, or float16 overflow (use mixed_bfloat16 or float32)."
-            )
 
 
 @register
