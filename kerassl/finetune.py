@@ -27,6 +27,7 @@ from kerassl.evaluate.features import (
     extract_with_labels,
     is_dataset,
     resolve_jit_compile,
+    split_batch,
 )
 from kerassl.images import check_numpy_images, to_float_images
 from kerassl.nonfinite import StopOnNonFiniteLoss
@@ -230,6 +231,15 @@ def _prepare_data(data, num_classes, what):
     """
     if is_dataset(data):
         spec = data.element_spec
+        if isinstance(spec, dict):
+            split_batch(spec)  # refuses dicts without 'images', naming their keys
+            if "labels" not in spec:
+                raise ValueError(
+                    f"{what} yields dicts without the key 'labels' (keys: {sorted(spec)}); "
+                    "fine-tuning needs {'images': ..., 'labels': ...} batches."
+                )
+            data = data.map(lambda d: (d["images"], d["labels"]))
+            spec = data.element_spec
         if not isinstance(spec, tuple) or len(spec) < 2:
             raise ValueError(
                 f"{what} must yield (images, labels) batches; its elements are {spec}."

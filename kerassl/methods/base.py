@@ -1,5 +1,6 @@
 """The base class every self-supervised method stands on."""
 
+import functools
 import inspect
 
 import keras
@@ -26,6 +27,12 @@ def split_inputs(inputs):
     a tuple passed as `x` (e.g. `fit((images, labels))`) arrives whole.
     """
     if isinstance(inputs, dict):
+        if "images" not in inputs:
+            raise ValueError(
+                f"a dict of inputs needs the key 'images' (and optionally 'labels'); got "
+                f"the keys {sorted(inputs)}. Rename them, e.g. "
+                "`dataset.map(lambda d: {'images': d['image'], 'labels': d['label']})`."
+            )
         return inputs["images"], inputs.get("labels")
     if isinstance(inputs, (tuple, list)):
         if len(inputs) == 2:
@@ -47,15 +54,69 @@ def as_tuple_batches(generator):
 RANDOM_STATE_KEY = "random_state_"
 
 
-def check_fit_inputs(x):
-    """Checks NumPy images up front; returns `x` as Keras should receive it."""
-    if isinstance(x, np.ndarray):
-        check_numpy_images(x)
+def _build_once(build):
+    """A method's `build` that does nothing once built: `compile` may have built it
+    already (see `SSLMethod.build_from_encoder`), and a second pass would add
+    every weight again."""
+
+    @functools.wraps(build)
+    def build_once(self, *args, **kwargs):
+        if self.built:
+            return None
+        return build(self, *args, **kwargs)
+
+    return build_once
+
+
+def check_fit_inputs(x, y=None, num_classes=None):
+    """Checks NumPy images (and probe labels) up front; returns `x` as Keras should receive it."""
+    images, labels = None, y
+    if x is None:
+        raise ValueError("no data: pass images (an array, a tf.data.Dataset or a generator).")
+    if isinstance(x, dict) and not hasattr(x, "element_spec"):
+        images, labels = split_inputs(x)
+        labels = y if y is not None else labels
+    elif isinstance(x, np.ndarray):
+        images = x
     elif isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray):
-        check_numpy_images(x[0])
+        images, labels = split_inputs(x)
+        labels = y if y is not None else labels
     elif inspect.isgenerator(x):
         x = as_tuple_batches(x)
+    if isinstance(images, np.ndarray):
+        check_numpy_images(images)
+        if len(images) == 0:
+            raise ValueError(
+                "images are empty (0 images): there is nothing to train or evaluate on."
+            )
+        if labels is not None and num_classes is not None:  # else labels are ignored
+            check_probe_labels(labels, len(images), num_classes)
     return x
+
+
+def check_probe_labels(labels, length, num_classes):
+    """Labels for the online probe: whole numbers in [0, num_classes), one per image."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or len(labels) != length:
+        raise ValueError(
+            f"labels must be one integer class id per image, shape ({length},); got shape "
+            f"{labels.shape}. One-hot labels: convert with `labels.argmax(-1)`."
+        )
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
+        raise ValueError(
+            "labels must be whole class ids; got fractional or non-finite values such as "
+            f"{labels[~(np.isfinite(labels) & (labels == np.round(labels)))][:3].tolist()}. "
+            "The online probe would truncate them."
+        )
+    if labels.dtype.kind not in "iuf":
+        raise ValueError(f"labels must be integer class ids; got dtype {labels.dtype}.")
+    if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels must be in [0, {num_classes}) for num_classes={num_classes}; found "
+            f"[{labels.min():g}, {labels.max():g}]. Pass num_classes= covering every label."
+        )
 
 
 @register
@@ -81,6 +142,11 @@ class SSLMethod(keras.Model):
             accuracy logged as `probe_accuracy`: a free learning curve.
         seed: int or None. Seeds the method's random layers.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _build_once(cls.__dict__["build"])
 
     def __init__(self, encoder, num_classes=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -206,7 +272,7 @@ class SSLMethod(keras.Model):
         listed in `training_only_metrics` are left out.
         """
         return_dict = kwargs.pop("return_dict", False)
-        x = check_fit_inputs(x)
+        x = check_fit_inputs(x, y, self.num_classes)
         logs = super().evaluate(x, y, return_dict=True, **kwargs)
         for name in self.training_only_metrics:
             logs.pop(name, None)
@@ -284,7 +350,7 @@ class SSLMethod(keras.Model):
     # -- training ----------------------------------------------------------
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit`, with input checks up front and an error on NaN losses."""
-        x = check_fit_inputs(x)
+        x = check_fit_inputs(x, y, self.num_classes)
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss())

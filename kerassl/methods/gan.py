@@ -399,6 +399,12 @@ class GAN(SSLMethod):
     def _real_images(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         images, _ = split_inputs(x)
+        if tuple(images.shape[1:]) != tuple(self.gan_image_shape):
+            raise ValueError(
+                f"this GAN makes and judges {tuple(self.gan_image_shape)} images; got images of "
+                f"shape {tuple(images.shape[1:])}. Resize the images or build the GAN with "
+                f"image_shape={tuple(images.shape[1:])}."
+            )
         return self.prepare_images(images)
 
     def train_step(self, *args):

@@ -30,3 +30,7 @@ class HubAccessError(ZooError):
 
 class ArchitectureMismatchError(ZooError):
     """A push that would replace a different method or architecture."""
+
+
+class LocalPathNotFoundError(ZooError, FileNotFoundError):
+    """A source written as a local path (./dir, /abs, ~/x, model.keras) that does not exist."""

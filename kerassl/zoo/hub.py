@@ -19,6 +19,7 @@ from kerassl.zoo.errors import (
     ArchitectureMismatchError,
     HubAccessError,
     NotAKerasslPresetError,
+    LocalPathNotFoundError,
     PresetNotFoundError,
     UnsafePresetError,
     ZooError,
@@ -136,8 +137,13 @@ def resolve_source(source, revision=None, token=None, allow_patterns=None):
         return str(path), str(path), None
     if path.suffix == ".keras":
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist.")
+            raise LocalPathNotFoundError(f"the file {path} does not exist ({path.resolve()}).")
         return str(path), str(path), None
+    if _looks_like_a_path(source) and not path.exists() and source not in PRESETS:
+        raise LocalPathNotFoundError(
+            f"the local folder {source!r} does not exist ({path.resolve()}). Check the path; "
+            "for a preset use its name (kerassl.zoo.list_presets()), for the Hub 'hf://org/repo'."
+        )
     if source in PRESETS:
         entry = get_preset(source)
         try:
@@ -163,6 +169,13 @@ def resolve_source(source, revision=None, token=None, allow_patterns=None):
         raise NotAKerasslPresetError(f"{path} is a file but not a .keras file; expected a folder or a .keras file.")
     get_preset(source)  # raises PresetNotFoundError with suggestions
     raise AssertionError("unreachable")
+
+
+def _looks_like_a_path(source):
+    """./x, ../x, /x, ~/x, x/ or a Windows path: meant as a local folder, not a preset name."""
+    return source.startswith((".", "/", "~")) or source.endswith(("/", os.sep)) or (
+        os.sep != "/" and os.sep in source
+    )
 
 
 def _load_keras_file(path):
