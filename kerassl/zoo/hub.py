@@ -17,6 +17,7 @@ import keras
 from kerassl.zoo import folder as zoo_folder
 from kerassl.zoo.errors import (
     ArchitectureMismatchError,
+    ChecksumError,
     HubAccessError,
     NotAKerasslPresetError,
     LocalPathNotFoundError,
@@ -71,7 +72,7 @@ def _available_refs(api, repo_id, token):
     return f" Branches: {branches}; tags: {tags}."
 
 
-def download(repo_id, revision=None, token=None, allow_patterns=None):
+def download(repo_id, revision=None, token=None, allow_patterns=None, force_download=False):
     """Fetches a repo snapshot into the Hub cache and returns its local folder.
 
     Args:
@@ -79,6 +80,7 @@ def download(repo_id, revision=None, token=None, allow_patterns=None):
         revision: str or None. Branch, tag or commit; None is "main".
         token: str, bool or None. None uses HF_TOKEN or the saved login.
         allow_patterns: list of str or None. Download only matching files.
+        force_download: bool. Fetch every file again even if it is cached.
 
     Returns:
         str: the snapshot folder (read-only; inside the Hub cache).
@@ -95,6 +97,7 @@ def download(repo_id, revision=None, token=None, allow_patterns=None):
             revision=revision,
             token=token,
             allow_patterns=allow_patterns,
+            force_download=bool(force_download),
             library_name="kerassl",
             library_version=__version__,
         )
@@ -119,9 +122,45 @@ def download(repo_id, revision=None, token=None, allow_patterns=None):
         ) from error
     except hf_errors.HfHubHTTPError as error:
         raise HubAccessError(f"{where}: the Hub answered with an error: {error}") from error
+    except Exception as error:  # dropped connections, short or inconsistent files
+        if not _is_transfer_error(error):
+            raise
+        raise HubAccessError(
+            f"{where}: downloading {_failed_file(error)} failed: {type(error).__name__}: {error}. "
+            "The connection dropped or the file arrived incomplete; nothing broken was kept "
+            "for loading. Run the load again (downloads resume); if it keeps failing, pass "
+            "force_download=True, check the network or proxy, or set HF_HUB_OFFLINE=1 to use "
+            "the cache only."
+        ) from error
 
 
-def resolve_source(source, revision=None, token=None, allow_patterns=None):
+HTTP_CLIENT_PACKAGES = ("httpx", "httpx2", "httpcore", "httpcore2", "h11")  # huggingface_hub's client
+
+
+def _is_transfer_error(error):
+    """A dropped connection or an inconsistent file (huggingface_hub raises OSError for those)."""
+    if isinstance(error, (FileNotFoundError, PermissionError)):
+        return False
+    return isinstance(error, OSError) or any(
+        cls.__module__.split(".")[0] in HTTP_CLIENT_PACKAGES for cls in type(error).__mro__
+    )
+
+
+def _failed_file(error):
+    """The file a failed download was fetching, from the request URL or the message."""
+    request = getattr(error, "_request", None) or getattr(error, "request_info", None)
+    try:
+        request = request or error.request  # httpx errors raise without a request
+    except (AttributeError, RuntimeError):
+        request = None
+    url = str(getattr(request, "url", "") or "")
+    if "/resolve/" in url:
+        return "/".join(url.split("/resolve/", 1)[1].split("?")[0].split("/")[1:])
+    match = re.search(r"\(([^()]+)\)\.?\s*$", str(error))
+    return match.group(1) if match else "a file"
+
+
+def resolve_source(source, revision=None, token=None, allow_patterns=None, force_download=False):
     """Turns a source into (local path, description, preset entry or None)."""
     source = os.fspath(source) if isinstance(source, os.PathLike) else source
     if not isinstance(source, str) or not source:
@@ -130,7 +169,7 @@ def resolve_source(source, revision=None, token=None, allow_patterns=None):
         repo_id, pinned = parse_hf_source(source)
         if pinned and revision and pinned != revision:
             raise ValueError(f"{source!r} pins revision {pinned!r} but revision={revision!r} was also given.")
-        path = download(repo_id, pinned or revision, token, allow_patterns)
+        path = download(repo_id, pinned or revision, token, allow_patterns, force_download)
         return path, f"hf://{repo_id}@{pinned or revision or 'main'}", None
     path = pathlib.Path(source).expanduser()
     if path.is_dir():
@@ -148,7 +187,8 @@ def resolve_source(source, revision=None, token=None, allow_patterns=None):
         entry = get_preset(source)
         try:
             local, where, _ = resolve_source(
-                f"hf://{entry['hub_id']}", revision or entry.get("revision"), token, allow_patterns
+                f"hf://{entry['hub_id']}", revision or entry.get("revision"), token, allow_patterns,
+                force_download,
             )
         except HubAccessError as error:
             if entry.get("published", True):
@@ -203,7 +243,7 @@ def _check_encoder(model, where):
     return model
 
 
-def load_encoder(source, revision=None, trainable=True, token=None):
+def load_encoder(source, revision=None, trainable=True, token=None, force_download=False):
     """Loads a pretrained encoder: images (B, H, W, C) in [0, 1] -> features (B, D).
 
     Checksums are verified before anything is deserialized, the config is
@@ -217,6 +257,9 @@ def load_encoder(source, revision=None, trainable=True, token=None):
         revision: str or None. Branch, tag or commit for Hub sources.
         trainable: bool. Set to False to freeze the encoder (linear probing).
         token: str, bool or None. Hub token; None uses HF_TOKEN or the login.
+        force_download: bool. Download Hub files again even if cached. A
+            file that fails its checksum is downloaded once more anyway
+            before `ChecksumError`.
 
     Returns:
         keras.Model: the encoder.
@@ -227,8 +270,33 @@ def load_encoder(source, revision=None, trainable=True, token=None):
     features = encoder.predict(kerassl.images.to_float_images(images))
     ```
     """
+    return _retry_on_checksum(_load_encoder, source, revision, token, force_download, trainable)
+
+
+def _retry_on_checksum(load, source, revision, token, force_download, *args):
+    """Loads; a Hub file that fails its SHA-256 is fetched afresh once before the error stands."""
+    try:
+        return load(source, revision, token, force_download, *args)
+    except ChecksumError as error:
+        if force_download or not _from_hub(source):
+            raise
+        try:
+            return load(source, revision, token, True, *args)
+        except ChecksumError as again:
+            raise ChecksumError(
+                f"{again} It failed again after a fresh download, so the repository itself "
+                "holds files that do not match its metadata.json: ask its owner to push again, "
+                "or pin an earlier revision (revision=...)."
+            ) from error
+
+
+def _from_hub(source):
+    return isinstance(source, str) and (source.startswith("hf://") or source in PRESETS)
+
+
+def _load_encoder(source, revision, token, force_download, trainable):
     # The encoder alone: a method's sub-folder is not downloaded.
-    path, where, _ = resolve_source(source, revision, token, allow_patterns=ENCODER_FILES)
+    path, where, _ = resolve_source(source, revision, token, ENCODER_FILES, force_download)
     if path.endswith(".keras") and os.path.isfile(path):
         model = _load_keras_file(path)
         encoder = model.encoder if zoo_folder.is_method(model) else model
@@ -243,7 +311,7 @@ def load_encoder(source, revision=None, trainable=True, token=None):
     return encoder
 
 
-def load_method(source, revision=None, token=None):
+def load_method(source, revision=None, token=None, force_download=False):
     """Loads the whole SSL method (encoder, heads, settings) to keep training.
 
     Args:
@@ -251,6 +319,7 @@ def load_method(source, revision=None, token=None):
             from a method (a `method/` folder, or a `.keras` file of a method).
         revision: str or None. Branch, tag or commit for Hub sources.
         token: str, bool or None. Hub token; None uses HF_TOKEN or the login.
+        force_download: bool. As for `load_encoder`.
 
     Returns:
         The method (e.g. a `kerassl.SimCLR`), uncompiled: call `compile` again.
@@ -262,7 +331,11 @@ def load_method(source, revision=None, token=None):
     model.fit(more_images, epochs=10)
     ```
     """
-    path, where, _ = resolve_source(source, revision, token)
+    return _retry_on_checksum(_load_method, source, revision, token, force_download)
+
+
+def _load_method(source, revision, token, force_download):
+    path, where, _ = resolve_source(source, revision, token, force_download=force_download)
     if path.endswith(".keras") and os.path.isfile(path):
         model = _load_keras_file(path)
         if not zoo_folder.is_method(model):
