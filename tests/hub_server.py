@@ -51,6 +51,10 @@ def git_blob_sha1(content):
 DROP_MARKER = "X-Local-Hub-Drop"  # internal: never sent
 
 
+class ConnectionDropped(Exception):
+    """Raised inside a route to close the connection without an answer."""
+
+
 class HubError(Exception):
     def __init__(self, status, code=None, message="", headers=None, body=None):
         super().__init__(message)
@@ -142,7 +146,11 @@ class LocalHub:
             self.faults.clear()
 
     def fail_downloads(self, filename, kind, times=1):
-        """The next `times` GETs of `filename` (any repo) fail the way `kind` says."""
+        """The next `times` GETs of `filename` (any repo) fail the way `kind` says.
+
+        `filename="commit"` with kind "drop" makes the next commit POSTs die
+        before anything is committed, as a server that goes away mid-push.
+        """
         if kind not in ("drop", "short", "alter"):
             raise ValueError(f"unknown fault {kind!r}")
         with self.lock:
@@ -246,6 +254,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self._body() if method == "POST" else b""
         try:
             status, payload, headers = self._route(method, url.path, query, body)
+        except ConnectionDropped:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         except HubError as error:
             headers = dict(error.headers)
             if error.code:
@@ -353,6 +365,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 )
             return 200, {"files": answer, "commitOid": sha}, {}
         if action == "commit" and method == "POST":
+            if hub.take_fault("commit") == "drop":  # dies mid-push: nothing is committed
+                raise ConnectionDropped()
             return self._commit(user, repo_id, rest[1], body)
         if action == "tag" and method == "POST":
             repo = hub.writable_repo(repo_id, user)

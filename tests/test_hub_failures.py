@@ -91,3 +91,17 @@ def test_a_missing_local_path_is_reported_as_such(source):
         zoo.load_encoder(source)
     assert "no preset named" not in str(info.value).lower()
     assert isinstance(info.value, FileNotFoundError)
+
+
+def test_a_push_that_dies_midway_leaves_the_repo_at_its_previous_commit(local_hub, pushed):
+    import huggingface_hub
+
+    _, repo_id = pushed
+    api = huggingface_hub.HfApi()
+    before = api.repo_info(repo_id).sha
+    local_hub.fail_downloads("commit", "drop", times=50)  # past the client's own retries
+    with pytest.raises(zoo.HubAccessError, match="previous commit"):
+        push(tiny_encoder(width=4), repo_id, overwrite=True)
+    local_hub.faults.clear()
+    assert api.repo_info(repo_id).sha == before
+    zoo.load_encoder(f"hf://{repo_id}")  # still the old, whole entry

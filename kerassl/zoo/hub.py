@@ -488,4 +488,12 @@ def push_to_hub(model, repo_id, metrics=None, dataset=None, private=False, token
         elif status == 412:
             hint = " Someone pushed to this branch meanwhile; load the new version and push again."
         raise HubAccessError(f"pushing to hf://{repo_id} failed: {error}.{hint}") from error
+    except Exception as error:  # the connection died mid-push
+        if not _is_transfer_error(error):
+            raise
+        raise HubAccessError(
+            f"pushing to hf://{repo_id} was interrupted: {type(error).__name__}: {error}. The Hub "
+            "makes a commit whole or not at all, so the repository is still at its previous "
+            "commit; push again."
+        ) from error
     return info.commit_url
