@@ -145,7 +145,7 @@ class SSLMethod(keras.Model):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "build" in cls.__dict__:
+        if "build" in cls.__dict__ and cls.__dict__.get("build_once", True):
             cls.build = _build_once(cls.__dict__["build"])
 
     def __init__(self, encoder, num_classes=None, seed=None, **kwargs):

@@ -306,6 +306,8 @@ class GAN(SSLMethod):
         self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
         self.build((None, *image_shape))
 
+    build_once = False  # built in __init__; a later build adds nothing and checks the shape
+
     def build(self, input_shape=None):
         image_shape = (None, *self.gan_image_shape)
         input_shape = self.image_shape(input_shape) if input_shape else image_shape
