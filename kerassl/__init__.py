@@ -58,6 +58,7 @@ from kerassl.methods import (  # noqa: E402
     RotNet,
     SimCLR,
     SSLMethod,
+    backup_and_restore,
 )
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "SimCLR",
     "augment",
     "backbones",
+    "backup_and_restore",
     "captions",
     "clip_bpe",
     "datasets",

@@ -24,10 +24,12 @@ LUMA = (0.299, 0.587, 0.114)
 
 def _pair(value, name):
     if isinstance(value, int):
-        return (value, value)
+        value = (value, value)
     value = tuple(value)
     if len(value) != 2:
         raise ValueError(f"{name} must be an int or a (height, width) pair; got {value}.")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ValueError(f"{name} must be positive whole pixel counts; got {value}.")
     return value
 
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 METHODS = ("simclr",)
 DATASETS = ("digits", "mnist", "cifar10")
@@ -33,7 +34,19 @@ def load_data(name, path=None, image_size=None, train_limit=None):
         if not all(os.path.isdir(s) for s in splits):
             raise SystemExit(f"error: an image folder needs train/ and test/ subfolders: {name}")
         size = (image_size or 32, image_size or 32)
-        loaded = [datasets.image_folder(s, image_size=size, limit=train_limit)[:2] for s in splits]
+        loaded = []
+        for split in splits:
+            # Unreadable files are left out and listed, not fatal after hours of decoding.
+            report = datasets.FolderReport()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # the report below says it
+                loaded.append(
+                    datasets.image_folder(
+                        split, image_size=size, limit=train_limit, on_error="skip", report=report
+                    )[:2]
+                )
+            if report:
+                print(f"{split}: {report}", file=sys.stderr)
         return tuple(loaded)
     raise SystemExit(f"error: unknown dataset {name!r}; use one of {DATASETS} or a folder")
 

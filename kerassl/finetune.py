@@ -19,6 +19,7 @@ scale out again.
 import math
 
 import keras
+import numpy as np
 
 from kerassl.evaluate.features import (
     check_labels,
@@ -26,8 +27,10 @@ from kerassl.evaluate.features import (
     extract_with_labels,
     is_dataset,
     resolve_jit_compile,
+    split_batch,
 )
 from kerassl.images import check_numpy_images, to_float_images
+from kerassl.nonfinite import StopOnNonFiniteLoss
 from kerassl.registry import register
 
 MODES = ("linear", "full")
@@ -228,6 +231,15 @@ def _prepare_data(data, num_classes, what):
     """
     if is_dataset(data):
         spec = data.element_spec
+        if isinstance(spec, dict):
+            split_batch(spec)  # refuses dicts without 'images', naming their keys
+            if "labels" not in spec:
+                raise ValueError(
+                    f"{what} yields dicts without the key 'labels' (keys: {sorted(spec)}); "
+                    "fine-tuning needs {'images': ..., 'labels': ...} batches."
+                )
+            data = data.map(lambda d: (d["images"], d["labels"]))
+            spec = data.element_spec
         if not isinstance(spec, tuple) or len(spec) < 2:
             raise ValueError(
                 f"{what} must yield (images, labels) batches; its elements are {spec}."
@@ -278,6 +290,12 @@ def _initialize_feature_statistics(classifier, train, batch_size, max_images=409
     else:
         sample = train[0][:max_images]
     features, _ = extract_with_labels(classifier.encoder, sample, batch_size, verbose=0)
+    if not np.all(np.isfinite(features)):
+        raise ValueError(
+            "the encoder's features on train_data contain NaN or infinite values: the "
+            "data or the encoder's weights are not finite. Check the dataset's images "
+            "(`np.isfinite`) and the encoder; nothing was trained."
+        )
     standardization = classifier.head.layers[0]
     standardization.moving_mean.assign(features.mean(axis=0))
     standardization.moving_variance.assign(features.var(axis=0))
@@ -409,6 +427,7 @@ def finetune(
         epochs=int(epochs),
         validation_data=validation_data,
         verbose=verbose,
+        callbacks=[StopOnNonFiniteLoss("the fine-tuning loss")],
     )
     classifier.history = history
     return classifier

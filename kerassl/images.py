@@ -85,16 +85,32 @@ def check_numpy_images(images, what="images"):
     check_image_shape(images.shape, what)
     check_image_dtype(images.dtype, what)
     if images.dtype.kind == "f" and images.size:
-        sample = images[: min(len(images), 256)]
-        if not np.all(np.isfinite(sample)):
-            raise ValueError(f"{what} contain NaN or infinite values.")
-        if sample.max() > 1.5 or sample.min() < -0.5:
-            raise ValueError(
-                f"float {what} must be in [0, 1]; found values in "
-                f"[{sample.min():.3g}, {sample.max():.3g}]. Divide by 255, or pass "
-                "the uint8 array as it is."
-            )
+        check_finite_range(images, what)
     return images
+
+
+def check_finite_range(images, what="images", chunk=1024):
+    """Checks every float image (not a sample) for NaN, infinity and the [0, 1] range.
+
+    Streams over `chunk` images at a time, so a memory-mapped array is read
+    once and never copied whole; the error names the first bad image.
+    """
+    low, high = np.inf, -np.inf
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk]
+        finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
+        if not finite.all():
+            index = start + int(np.argmin(finite))
+            raise ValueError(
+                f"{what}[{index}] contains NaN or infinite values. Drop or repair that "
+                "image (e.g. `np.nan_to_num`) before training."
+            )
+        low, high = min(low, float(block.min())), max(high, float(block.max()))
+    if high > 1.5 or low < -0.5:
+        raise ValueError(
+            f"float {what} must be in [0, 1]; found values in [{low:.3g}, {high:.3g}]. "
+            "Divide by 255, or pass the uint8 array as it is."
+        )
 
 
 def interpolation_matrix(start, length, in_size, out_size, antialias=True):

@@ -34,6 +34,7 @@ import datetime
 import hashlib
 import http.server
 import json
+import socket
 import threading
 import urllib.parse
 
@@ -45,6 +46,13 @@ GITATTRIBUTES = b"*.h5 filter=lfs diff=lfs merge=lfs -text\n*.keras filter=lfs d
 def git_blob_sha1(content):
     """The git object id of a blob, which the Hub reports as a regular file's oid."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+DROP_MARKER = "X-Local-Hub-Drop"  # internal: never sent
+
+
+class ConnectionDropped(Exception):
+    """Raised inside a route to close the connection without an answer."""
 
 
 class HubError(Exception):
@@ -111,6 +119,10 @@ class LocalHub:
         self.repos = {}
         self.requests = []  # (method, path) of every request, for assertions
         self.uploaded_bytes = 0  # decoded file bytes received in commits
+        # Injected download failures, consumed in order: [filename, kind, times left]
+        # with kind "drop" (connection closed mid-body), "short" (a truncated body
+        # sent as if whole) or "alter" (one byte changed, same size).
+        self.faults = []
         self.lock = threading.RLock()
         handler = type("Handler", (_Handler,), {"hub": self})
         self.server = http.server.ThreadingHTTPServer((host, port), handler)
@@ -135,6 +147,26 @@ class LocalHub:
             self.repos.clear()
             self.requests.clear()
             self.uploaded_bytes = 0
+            self.faults.clear()
+
+    def fail_downloads(self, filename, kind, times=1):
+        """The next `times` GETs of `filename` (any repo) fail the way `kind` says.
+
+        `filename="commit"` with kind "drop" makes the next commit POSTs die
+        before anything is committed, as a server that goes away mid-push.
+        """
+        if kind not in ("drop", "short", "alter"):
+            raise ValueError(f"unknown fault {kind!r}")
+        with self.lock:
+            self.faults.append([filename, kind, int(times)])
+
+    def take_fault(self, filename):
+        with self.lock:
+            for fault in self.faults:
+                if fault[0] == filename and fault[2] > 0:
+                    fault[2] -= 1
+                    return fault[1]
+        return None
 
     def seed(self, repo_id, files, revision="main", message="seed", private=False):
         """Puts files in a repo directly, server side (as if its owner had pushed them).
@@ -222,11 +254,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
+        headers = dict(headers or {})
+        drop = headers.pop(DROP_MARKER, None)
         self.send_response(status)
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if drop and not head:  # half the promised body, then the connection goes away
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if not head:
             self.wfile.write(body)
 
@@ -238,6 +278,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self._body() if method == "POST" else b""
         try:
             status, payload, headers = self._route(method, url.path, query, body)
+        except ConnectionDropped:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         except HubError as error:
             headers = dict(error.headers)
             if error.code:
@@ -345,6 +389,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 )
             return 200, {"files": answer, "commitOid": sha}, {}
         if action == "commit" and method == "POST":
+            if hub.take_fault("commit") == "drop":  # dies mid-push: nothing is committed
+                raise ConnectionDropped()
             return self._commit(user, repo_id, rest[1], body)
         if action == "tag" and method == "POST":
             repo = hub.writable_repo(repo_id, user)
@@ -460,6 +506,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "Content-Type": "application/octet-stream",
         }
         status, payload = 200, content
+        fault = hub.take_fault(filename) if method == "GET" else None
+        if fault == "alter":
+            payload = bytes([payload[0] ^ 0xFF]) + payload[1:]
+        elif fault == "short":
+            payload = payload[: len(payload) // 2]
+        elif fault == "drop":
+            headers[DROP_MARKER] = "1"
         byte_range = self.headers.get("Range")
         if byte_range and byte_range.startswith("bytes=") and method == "GET":
             start_text, _, end_text = byte_range[len("bytes=") :].partition("-")

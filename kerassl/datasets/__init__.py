@@ -20,8 +20,13 @@ from kerassl.datasets.catalogue import (
 )
 from kerassl.datasets.folders import (
     IMAGE_EXTENSIONS,
+    MAX_PIXELS,
     PROGRESS_MIN_FILES,
+    FolderReport,
+    ImageFolderError,
     check_image_size,
+    decode_image,
+    image_extensions,
     image_folder,
     read_images,
 )
@@ -38,6 +43,11 @@ __all__ = [
     "MNIST_URL",
     "PROGRESS_MIN_FILES",
     "DatasetDownloadError",
+    "FolderReport",
+    "ImageFolderError",
+    "MAX_PIXELS",
+    "decode_image",
+    "image_extensions",
     "cache_dir",
     "check_image_size",
     "cifar10",

@@ -132,6 +132,15 @@ def inference_model(encoder, image_shape, dtype):
 
 
 def split_batch(element):
+    """(images, labels or None) of a batch: a tuple, or a dict with the key `images`."""
+    if isinstance(element, dict):
+        if "images" not in element:
+            raise ValueError(
+                f"a dataset of dicts needs the key 'images' (and 'labels' for labels); its "
+                f"keys are {sorted(element)}. Rename them, e.g. "
+                "`dataset.map(lambda d: {'images': d['image'], 'labels': d['label']})`."
+            )
+        return element["images"], element.get("labels")
     if isinstance(element, (tuple, list)):
         return element[0], (element[1] if len(element) > 1 else None)
     return element, None

@@ -36,6 +36,21 @@ def recall_at_k(image_embeddings, text_embeddings, caption_ids, k=(1, 5, 10)):
     images = np.asarray(image_embeddings, "float32")
     texts = np.asarray(text_embeddings, "float32")
     caption_ids = np.asarray(caption_ids)
+    if images.ndim != 2 or texts.ndim != 2 or images.shape[1] != texts.shape[1]:
+        raise ValueError(
+            f"image and caption embeddings must be (N, D) and (M, D) with the same D; got "
+            f"{images.shape} and {texts.shape}."
+        )
+    if caption_ids.shape != (len(images),) or caption_ids.dtype.kind not in "iu":
+        raise ValueError(
+            f"caption_ids must be one integer caption index per image, shape ({len(images)},); "
+            f"got shape {caption_ids.shape} and dtype {caption_ids.dtype}."
+        )
+    if len(caption_ids) and (caption_ids.min() < 0 or caption_ids.max() >= len(texts)):
+        raise ValueError(
+            f"caption_ids must index the {len(texts)} captions; found "
+            f"[{caption_ids.min()}, {caption_ids.max()}]."
+        )
     image_ranks, text_ranks = [], []
     for start in range(0, len(images), _QUERY_CHUNK):
         rows = slice(start, start + _QUERY_CHUNK)

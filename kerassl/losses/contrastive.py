@@ -12,6 +12,8 @@ MASK_VALUE = -1e9
 
 
 def check_temperature(temperature):
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) and not hasattr(temperature, "__float__"):
+        raise TypeError(f"temperature must be a positive number; got {temperature!r}.")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive; got {temperature}.")
     return float(temperature)
@@ -34,7 +36,7 @@ def check_pair(z1, z2, name="embeddings", min_batch=2):
         raise ValueError(
             f"a batch of {batch} image(s) is too small: contrastive losses compare each "
             f"image with the other images of its batch, so they need at least "
-            f"{min_batch}. Use a larger batch_size (SimCLR works best with 256 or more)."
+            f"{min_batch}. Use a larger batch_size (256 or more learns best)."
         )
 
 

@@ -7,6 +7,7 @@ from kerassl.methods.dino import DINO
 from kerassl.methods.gan import GAN
 from kerassl.methods.jigsaw import Jigsaw
 from kerassl.methods.mae import MAE
+from kerassl.methods.resume import backup_and_restore
 from kerassl.methods.rotnet import RotNet
 from kerassl.methods.simclr import SimCLR
 
@@ -21,6 +22,7 @@ __all__ = [
     "SSLMethod",
     "SimCLR",
     "ZeroShotClassifier",
+    "backup_and_restore",
 ]
 
 # The staples on the two-view base (kerassl/methods/two_view.py).

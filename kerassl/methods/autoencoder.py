@@ -143,15 +143,15 @@ class Autoencoder(SSLMethod):
         images, _ = split_inputs(inputs)
         images = self.prepare_images(images)
         noisy = corrupt(images, self.noise, self.noise_level, self.seed_generator)
-        features = self.encoder(noisy, training=True)
+        features = self.encoder(noisy, training=self.layers_training)
         return {
             "features": features,
-            "reconstructions": self.decoder(features, training=True),
+            "reconstructions": self.decoder(features, training=self.layers_training),
             "targets": images,
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         targets = ops.cast(y_pred["targets"], "float32")
         outputs = ops.cast(y_pred["reconstructions"], "float32")
         squared_error = ops.mean(ops.square(outputs - targets))

@@ -85,7 +85,7 @@ class BarlowTwins(TwoViewMethod):
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         z1, z2 = split_views(y_pred["projections"])
         loss = losses.barlow_twins(z1, z2, self.off_diagonal_weight)
         return self.finish_loss(loss, y_pred, labels, training)

@@ -1,13 +1,14 @@
 """The base class every self-supervised method stands on."""
 
+import functools
 import inspect
-import math
 
 import keras
 import numpy as np
 from keras import ops
 
 from kerassl.images import check_numpy_images, to_float_images
+from kerassl.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: F401  (public here too)
 from kerassl.registry import register
 
 
@@ -26,6 +27,12 @@ def split_inputs(inputs):
     a tuple passed as `x` (e.g. `fit((images, labels))`) arrives whole.
     """
     if isinstance(inputs, dict):
+        if "images" not in inputs:
+            raise ValueError(
+                f"a dict of inputs needs the key 'images' (and optionally 'labels'); got "
+                f"the keys {sorted(inputs)}. Rename them, e.g. "
+                "`dataset.map(lambda d: {'images': d['image'], 'labels': d['label']})`."
+            )
         return inputs["images"], inputs.get("labels")
     if isinstance(inputs, (tuple, list)):
         if len(inputs) == 2:
@@ -44,29 +51,72 @@ def as_tuple_batches(generator):
         yield batch if isinstance(batch, tuple) else (batch,)
 
 
-class NonFiniteLossError(FloatingPointError):
-    pass
+RANDOM_STATE_KEY = "random_state_"
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Raises a clear error as soon as the training loss becomes NaN or infinite."""
+def _build_once(build):
+    """A method's `build` that does nothing once built: `compile` may have built it
+    already (see `SSLMethod.build_from_encoder`), and a second pass would add
+    every weight again."""
 
-    def __init__(self):
-        super().__init__()
-        self.epoch = 0
+    @functools.wraps(build)
+    def build_once(self, *args, **kwargs):
+        if self.built:
+            return None
+        return build(self, *args, **kwargs)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+    return build_once
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise NonFiniteLossError(
-                f"the training loss became {float(loss)} at epoch {self.epoch + 1}, "
-                f"batch {batch + 1}. Usual causes: a learning rate too high for the "
-                "optimizer (try 10x lower, or warm-up), NaN or infinite values in the "
-                "images, or float16 overflow (use mixed_bfloat16 or float32)."
+
+def check_fit_inputs(x, y=None, num_classes=None):
+    """Checks NumPy images (and probe labels) up front; returns `x` as Keras should receive it."""
+    images, labels = None, y
+    if x is None:
+        raise ValueError("no data: pass images (an array, a tf.data.Dataset or a generator).")
+    if isinstance(x, dict) and not hasattr(x, "element_spec"):
+        images, labels = split_inputs(x)
+        labels = y if y is not None else labels
+    elif isinstance(x, np.ndarray):
+        images = x
+    elif isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray):
+        images, labels = split_inputs(x)
+        labels = y if y is not None else labels
+    elif inspect.isgenerator(x):
+        x = as_tuple_batches(x)
+    if isinstance(images, np.ndarray):
+        check_numpy_images(images)
+        if len(images) == 0:
+            raise ValueError(
+                "images are empty (0 images): there is nothing to train or evaluate on."
             )
+        if labels is not None and num_classes is not None:  # else labels are ignored
+            check_probe_labels(labels, len(images), num_classes)
+    return x
+
+
+def check_probe_labels(labels, length, num_classes):
+    """Labels for the online probe: whole numbers in [0, num_classes), one per image."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or len(labels) != length:
+        raise ValueError(
+            f"labels must be one integer class id per image, shape ({length},); got shape "
+            f"{labels.shape}. One-hot labels: convert with `labels.argmax(-1)`."
+        )
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
+        raise ValueError(
+            "labels must be whole class ids; got fractional or non-finite values such as "
+            f"{labels[~(np.isfinite(labels) & (labels == np.round(labels)))][:3].tolist()}. "
+            "The online probe would truncate them."
+        )
+    if labels.dtype.kind not in "iuf":
+        raise ValueError(f"labels must be integer class ids; got dtype {labels.dtype}.")
+    if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels must be in [0, {num_classes}) for num_classes={num_classes}; found "
+            f"[{labels.min():g}, {labels.max():g}]. Pass num_classes= covering every label."
+        )
 
 
 @register
@@ -92,6 +142,11 @@ class SSLMethod(keras.Model):
             accuracy logged as `probe_accuracy`: a free learning curve.
         seed: int or None. Seeds the method's random layers.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__ and cls.__dict__.get("build_once", True):
+            cls.build = _build_once(cls.__dict__["build"])
 
     def __init__(self, encoder, num_classes=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -153,11 +208,13 @@ class SSLMethod(keras.Model):
         images, _ = split_inputs(inputs)
         return self.encoder(self.prepare_images(images), training=False)
 
-    def training_outputs(self, x, y=None, y_pred=None):
+    def training_outputs(self, x, y=None, y_pred=None, training=True):
         """What every `compute_loss` starts from: `call`'s training outputs and the labels.
 
         Keras's trainers pass `y_pred = self(x, training=True)`; a direct call
-        to `compute_loss(x)` gets it computed here. Labels come from `y`, or
+        to `compute_loss(x)` gets it computed here, and in evaluation
+        (`training=False`) it is `outputs_for_loss(x, False)`: views from a fixed
+        seed, layers in inference mode. Labels come from `y`, or
         from `(images, labels)` batches, and are None for unlabelled data.
 
         Returns:
@@ -166,13 +223,13 @@ class SSLMethod(keras.Model):
         Example:
         ```python
         def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-            y_pred, labels = self.training_outputs(x, y, y_pred)
+            y_pred, labels = self.training_outputs(x, y, y_pred, training)
             loss = my_loss(y_pred["projections"])
             return loss + self.online_probe_loss(labels, y_pred["features"])
         ```
         """
         if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
+            y_pred = self.outputs_for_loss(x, training)
         _, labels = split_inputs(x)
         return y_pred, (y if y is not None else labels)
 
@@ -193,6 +250,128 @@ class SSLMethod(keras.Model):
         self.probe_accuracy_tracker.update_state(labels, logits)
         return loss
 
+    # -- evaluation --------------------------------------------------------
+    # Metrics of the training step alone (a schedule's value, say): not
+    # reported by `evaluate` or as `val_*`.
+    training_only_metrics = ()
+
+    @property
+    def layers_training(self):
+        """`training` for the encoder, heads and teacher inside `call`.
+
+        True in a training step; False while `evaluate` (or validation in
+        `fit`) draws its views, so BatchNorm uses and keeps its moving
+        statistics and dropout is off.
+        """
+        return not getattr(self, "_evaluating", False)
+
+    def outputs_for_loss(self, x, training=True):
+        """What `call(x, training=True)` returns, for `compute_loss` to score.
+
+        In evaluation (`training=False`) the views come from a fixed seed and
+        every other layer runs in inference mode; the random state is put back
+        afterwards, so `evaluate` changes no variable and two identical calls
+        agree exactly.
+        """
+        if training:
+            return self(x, training=True)
+        states = self.random_states()
+        saved = [ops.copy(ops.convert_to_tensor(state)) for state in states]
+        base = 0 if self.seed is None else int(self.seed)
+        for index, state in enumerate(states):
+            state.assign(ops.convert_to_tensor([base + index + 1, 0], dtype=state.dtype))
+        self._evaluating = True
+        try:
+            outputs = self(x, training=True)
+        finally:
+            self._evaluating = False
+        for state, value in zip(states, saved):
+            state.assign(value)
+        return outputs
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """`keras.Model.evaluate` without side effects: no variable changes.
+
+        The loss is the training objective on views drawn from a fixed seed,
+        with the encoder, heads and any teacher in inference mode; metrics
+        listed in `training_only_metrics` are left out.
+        """
+        return_dict = kwargs.pop("return_dict", False)
+        x = check_fit_inputs(x, y, self.num_classes)
+        logs = super().evaluate(x, y, return_dict=True, **kwargs)
+        for name in self.training_only_metrics:
+            logs.pop(name, None)
+        if return_dict:
+            return logs
+        return self._flatten_metrics_in_order(logs)  # Keras's own order for lists
+
+    # -- random state --------------------------------------------------------
+    def random_states(self):
+        """Every `SeedGenerator` state of the method (augmenters, masks, noise), in a fixed order."""
+        return [v for v in self.variables if v.name == "seed_generator_state"]
+
+    def save_own_variables(self, store):
+        # Keras saves no SeedGenerator state; without it a resumed or reloaded
+        # run would replay the views of its first steps.
+        super().save_own_variables(store)
+        for index, state in enumerate(self.random_states()):
+            store[f"{RANDOM_STATE_KEY}{index}"] = state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        own = {key: store[key] for key in keys if not key.startswith(RANDOM_STATE_KEY)}
+        super().load_own_variables(own)
+        saved = [key for key in keys if key.startswith(RANDOM_STATE_KEY)]
+        states = self.random_states()
+        if not saved:  # saved before kerassl kept random state: start afresh
+            return
+        if len(saved) != len(states):
+            raise ValueError(
+                f"the saved weights hold {len(saved)} random states but this "
+                f"{type(self).__name__} has {len(states)}: they come from a method "
+                "built differently (other augmenters or views). Build it with the "
+                "configuration it was saved with."
+            )
+        for index, state in enumerate(states):
+            state.assign(store[f"{RANDOM_STATE_KEY}{index}"])
+
+    # -- building ------------------------------------------------------------
+    def encoder_input_shape(self):
+        """(height, width, channels) the encoder declares, or None where it does not."""
+        try:
+            inputs = self.encoder.inputs
+        except (AttributeError, ValueError):
+            return None
+        if not inputs or len(inputs) != 1:
+            return None
+        shape = tuple(inputs[0].shape)[1:]
+        if len(shape) != 3 or any(dim is None for dim in shape):
+            return None
+        return shape
+
+    def build_from_encoder(self):
+        """Builds the method now if the encoder knows its input shape.
+
+        A built method can be restored by `keras.callbacks.BackupAndRestore`
+        before its first step; `compile` calls this.
+        """
+        if self.built:
+            return
+        shape = self.encoder_input_shape()
+        if shape is not None:
+            self.build((None, *shape))
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        self.build_from_encoder()
+
+    def compile_from_config(self, config):
+        # Keras skips restoring the compile state of models that override
+        # `compile`; ours keeps the standard signature, so restore it the same way.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built and getattr(self, "optimizer", None) is not None:
+            self.optimizer.build(self.trainable_variables)
+
     # -- training ----------------------------------------------------------
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit`, with input checks up front and an error on NaN losses.
@@ -202,12 +381,7 @@ class SSLMethod(keras.Model):
         `before_fit` instead.
         """
         self.before_fit(x, **kwargs)
-        if isinstance(x, np.ndarray):
-            check_numpy_images(x)
-        elif isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray):
-            check_numpy_images(x[0])
-        elif inspect.isgenerator(x):
-            x = as_tuple_batches(x)
+        x = check_fit_inputs(x, y, self.num_classes)
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss())

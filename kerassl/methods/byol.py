@@ -103,7 +103,7 @@ class BYOL(TwoViewMethod):
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         p1, p2 = split_views(y_pred["predictions"])
         t1, t2 = split_views(y_pred["teacher_projections"])
         loss = losses.byol_loss(p1, p2, t1, t2)

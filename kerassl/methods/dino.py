@@ -182,6 +182,7 @@ class DINO(SSLMethod):
     """
 
     nested_config_keys = ("encoder", "head", "global_augmenter", "local_augmenter")
+    training_only_metrics = ("teacher_momentum",)
 
     def __init__(
         self,
@@ -385,7 +386,8 @@ class DINO(SSLMethod):
             return super().call(inputs)
         images, _ = split_inputs(inputs)
         images = self.prepare_images(images)
-        self.start_teacher_as_student()
+        if self.layers_training:
+            self.start_teacher_as_student()
         global_views = ops.concatenate(
             [self.global_augmenter(images, training=True) for _ in range(2)], axis=0
         )
@@ -395,16 +397,17 @@ class DINO(SSLMethod):
         # for this call; running on the (EMA-lagged) moving statistics instead
         # maps every image to nearly the same output early on, and DINO then
         # collapses to uniform targets.
+        training = self.layers_training  # False while evaluating: moving statistics
         with batch_statistics(self.encoder, self.teacher_head):
-            teacher_logits = self.teacher_head(encode(self.encoder, global_views, True), training=True)
-        global_features = encode(self.student_encoder, global_views, True)
+            teacher_logits = self.teacher_head(encode(self.encoder, global_views, training), training=training)
+        global_features = encode(self.student_encoder, global_views, training)
         features = [global_features]
         if self.num_local_crops:
             local_views = ops.concatenate(
                 [self.local_augmenter(images, training=True) for _ in range(self.num_local_crops)], axis=0
             )
-            features.append(encode(self.student_encoder, local_views, True))
-        student_logits = self.head(ops.concatenate(features, axis=0), training=True)
+            features.append(encode(self.student_encoder, local_views, training))
+        student_logits = self.head(ops.concatenate(features, axis=0), training=training)
         size = student_logits.shape[-1]
         return {
             "features": global_features,
@@ -413,7 +416,7 @@ class DINO(SSLMethod):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         step = ops.convert_to_tensor(self.step_counter)
         temperature = self.teacher_temperature_at(step)
         teacher_logits = ops.cast(y_pred["teacher_logits"], "float32")

@@ -245,6 +245,8 @@ class GAN(SSLMethod):
         self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
         self.build((None, *image_shape))
 
+    build_once = False  # built in __init__; a later build adds nothing and checks the shape
+
     def build(self, input_shape=None):
         image_shape = (None, *self.gan_image_shape)
         input_shape = self.image_shape(input_shape) if input_shape else image_shape
@@ -338,6 +340,12 @@ class GAN(SSLMethod):
     def _real_images(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         images, _ = split_inputs(x)
+        if tuple(images.shape[1:]) != tuple(self.gan_image_shape):
+            raise ValueError(
+                f"this GAN makes and judges {tuple(self.gan_image_shape)} images; got images of "
+                f"shape {tuple(images.shape[1:])}. Resize the images or build the GAN with "
+                f"image_shape={tuple(images.shape[1:])}."
+            )
         return self.prepare_images(images)
 
     def train_step(self, *args):

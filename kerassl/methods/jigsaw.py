@@ -302,6 +302,9 @@ class Jigsaw(SSLMethod):
             )
         return shapes[0][-1]
 
+    def encoder_input_shape(self):
+        return None  # the encoder sees tiles: the image size comes with the data
+
     def build(self, input_shape):
         image_shape = self.image_shape(input_shape)
         if image_shape[1] is None or image_shape[2] is None:
@@ -346,15 +349,15 @@ class Jigsaw(SSLMethod):
         images = self.prepare_images(images)
         tiles, labels = self.shuffled_tiles(images)
         size, channels = tiles.shape[-2], tiles.shape[-1]
-        features = self.encoder(ops.reshape(tiles, (-1, size, size, channels)), training=True)
+        features = self.encoder(ops.reshape(tiles, (-1, size, size, channels)), training=self.layers_training)
         joint = ops.reshape(features, (-1, self.num_tiles * features.shape[-1]))
-        outputs = {"logits": self.head(joint, training=True), "puzzle_labels": labels}
+        outputs = {"logits": self.head(joint, training=self.layers_training), "puzzle_labels": labels}
         if self.probe is not None:
             outputs["features"] = self.encoder(images, training=False)
         return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         logits = ops.cast(y_pred["logits"], "float32")
         targets = y_pred["puzzle_labels"]
         loss = ops.mean(

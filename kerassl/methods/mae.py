@@ -282,10 +282,10 @@ class MAE(SSLMethod):
             return super().call(inputs)
         images, _ = split_inputs(inputs)
         views = self.augmenter(self.prepare_images(images), training=True)
-        return self.masked_forward(views, training=True)
+        return self.masked_forward(views, training=self.layers_training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         loss = reconstruction.masked_patch_loss(
             y_pred["predictions"], y_pred["targets"], y_pred["mask"], self.normalize_targets
         )

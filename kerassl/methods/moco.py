@@ -160,7 +160,7 @@ class MoCo(TwoViewMethod):
             self.queue = MemoryBank(self.queue_size, projection_dim, seed=self.seed, name="queue")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         k1, k2 = split_views(y_pred["teacher_projections"])
         if self.version == "v3":
             q1, q2 = split_views(y_pred["predictions"])

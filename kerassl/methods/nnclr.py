@@ -104,7 +104,7 @@ class NNCLR(TwoViewMethod):
             self.support_set = MemoryBank(self.queue_size, projection_dim, seed=self.seed, name="support_set")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         z1, z2 = split_views(y_pred["projections"])
         p1, p2 = split_views(y_pred["predictions"])
         z1_unit = losses.l2_normalize(z1)

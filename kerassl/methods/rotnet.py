@@ -178,11 +178,11 @@ class RotNet(SSLMethod):
         if self.augmenter is not None:
             images = self.augmenter(images, training=True)
         rotated, _ = all_rotations(center_square_crop(images))
-        features = self.encoder(rotated, training=True)
-        return {"features": features, "logits": self.head(features, training=True)}
+        features = self.encoder(rotated, training=self.layers_training)
+        return {"features": features, "logits": self.head(features, training=self.layers_training)}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         logits = ops.cast(y_pred["logits"], "float32")
         batch = ops.shape(logits)[0] // NUM_ROTATIONS
         targets = ops.repeat(ops.arange(NUM_ROTATIONS, dtype="int32"), batch)

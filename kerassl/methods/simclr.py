@@ -98,14 +98,14 @@ class SimCLR(SSLMethod):
             [self.augmenter(images, training=True), self.augmenter(images, training=True)],
             axis=0,
         )
-        features = self.encoder(views, training=True)
+        features = self.encoder(views, training=self.layers_training)
         return {
             "features": features,
-            "projections": self.projection_head(features, training=True),
+            "projections": self.projection_head(features, training=self.layers_training),
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         z1, z2 = ops.split(ops.cast(y_pred["projections"], "float32"), 2, axis=0)
         loss = losses.nt_xent(z1, z2, self.temperature)
         z1, z2 = ops.stop_gradient(z1), ops.stop_gradient(z2)

@@ -91,7 +91,7 @@ class SimSiam(TwoViewMethod):
         return view, None
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         p1, p2 = split_views(y_pred["predictions"])
         z1, z2 = split_views(y_pred["projections"])
         loss = losses.simsiam_loss(p1, p2, z1, z2)

@@ -165,14 +165,14 @@ class SwAV(TwoViewMethod):
         if not training:
             return super().call(inputs)
         images = self.prepare_images(split_inputs(inputs)[0])
-        features = self.encoder(self.make_views(images), training=True)
+        features = self.encoder(self.make_views(images), training=self.layers_training)
         groups = [features]
         if self.num_local_crops:
             local = ops.concatenate(
                 [self.local_augmenter(images, training=True) for _ in range(self.num_local_crops)], axis=0
             )
             groups.append(encode(self.encoder, local, True))
-        projections = self.projection_head(ops.concatenate(groups, axis=0), training=True)
+        projections = self.projection_head(ops.concatenate(groups, axis=0), training=self.layers_training)
         embeddings = losses.l2_normalize(projections)
         frozen = ops.less(ops.convert_to_tensor(self.step), float(self.freeze_prototypes_steps))
         scores = self.prototypes(embeddings, gradient_scale=ops.where(frozen, 0.0, 1.0))
@@ -185,7 +185,7 @@ class SwAV(TwoViewMethod):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         queue_scores, use_queue = None, True
         if self.queues:
             use_queue = self.queues[0].is_full()

@@ -36,7 +36,7 @@ class TwoViewMethod(SSLMethod):
     `default_augmenters(image_shape)` and write `compute_loss` as
 
     ```python
-    y_pred, labels = self.training_outputs(x, y, y_pred)
+    y_pred, labels = self.training_outputs(x, y, y_pred, training)
     loss = ...  # from y_pred["projections"], ["predictions"], ["teacher_projections"]
     return self.finish_loss(loss, y_pred, labels, training)
     ```
@@ -135,22 +135,19 @@ class TwoViewMethod(SSLMethod):
             return super().call(inputs)
         images, _ = split_inputs(inputs)
         views = self.make_views(self.prepare_images(images))
-        features = self.encoder(views, training=True)
-        projections = self.projection_head(features, training=True)
+        # In a training step the networks train; while `evaluate` draws its views
+        # (`layers_training` False) BatchNorm keeps its moving statistics.
+        mode = self.layers_training
+        features = self.encoder(views, training=mode)
+        projections = self.projection_head(features, training=mode)
         outputs = {"features": features, "projections": projections}
         if self.prediction_head is not None:
-            outputs["predictions"] = self.prediction_head(projections, training=True)
+            outputs["predictions"] = self.prediction_head(projections, training=mode)
         if self.teacher is not None:
-            self.teacher.start_as_students()
-            outputs["teacher_projections"] = self.teacher(views, training=True)
+            if mode:
+                self.teacher.start_as_students()
+            outputs["teacher_projections"] = self.teacher(views, training=mode)
         return outputs
-
-    def training_outputs(self, x, y, y_pred):
-        """(outputs of the training `call`, labels or None)."""
-        if not isinstance(y_pred, dict):
-            y_pred = self(x, training=True)
-        _, labels = split_inputs(x)
-        return y_pred, (y if y is not None else labels)
 
     def finish_loss(self, loss, y_pred, labels, training):
         """Logs the collapse metric, moves the teacher (training only), adds the probe."""
@@ -160,14 +157,13 @@ class TwoViewMethod(SSLMethod):
             self.momentum_tracker.update_state(self.teacher.update())
         return loss + self.online_probe_loss(labels, y_pred["features"])
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, steps_per_epoch=None, **kwargs):
-        """`keras.Model.fit`; also sets the teacher's momentum schedule length if not given."""
+    def before_fit(self, x, batch_size=None, epochs=1, steps_per_epoch=None, initial_epoch=0, **kwargs):
+        """Sets the teacher's momentum schedule length from the run `fit` starts, if not given."""
         if self.teacher is not None and self.momentum_schedule_steps is None:
-            steps = count_fit_steps(x, batch_size, epochs, steps_per_epoch, kwargs.get("initial_epoch", 0))
+            steps = count_fit_steps(x, batch_size, epochs, steps_per_epoch, initial_epoch)
             if steps:
                 done = float(ops.convert_to_numpy(self.teacher.step))
                 self.teacher.schedule_steps.assign(done + steps)
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -93,7 +93,7 @@ class VICReg(TwoViewMethod):
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, labels = self.training_outputs(x, y, y_pred)
+        y_pred, labels = self.training_outputs(x, y, y_pred, training)
         z1, z2 = split_views(y_pred["projections"])
         loss, terms = losses.vicreg(
             z1, z2, self.invariance_weight, self.variance_weight, self.covariance_weight, return_terms=True

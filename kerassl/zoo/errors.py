@@ -34,3 +34,7 @@ class ArchitectureMismatchError(ZooError):
 
 class ConversionError(ZooError):
     """An official checkpoint that cannot be converted: unknown family, missing or misshapen weight."""
+
+
+class LocalPathNotFoundError(ZooError, FileNotFoundError):
+    """A source written as a local path (./dir, /abs, ~/x, model.keras) that does not exist."""

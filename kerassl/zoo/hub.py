@@ -18,8 +18,10 @@ from kerassl.zoo import convert
 from kerassl.zoo import folder as zoo_folder
 from kerassl.zoo.errors import (
     ArchitectureMismatchError,
+    ChecksumError,
     HubAccessError,
     NotAKerasslPresetError,
+    LocalPathNotFoundError,
     PresetNotFoundError,
     UnsafePresetError,
     ZooError,
@@ -74,7 +76,7 @@ def _available_refs(api, repo_id, token):
     return f" Branches: {branches}; tags: {tags}."
 
 
-def download(repo_id, revision=None, token=None, allow_patterns=None):
+def download(repo_id, revision=None, token=None, allow_patterns=None, force_download=False):
     """Fetches a repo snapshot into the Hub cache and returns its local folder.
 
     Args:
@@ -82,6 +84,7 @@ def download(repo_id, revision=None, token=None, allow_patterns=None):
         revision: str or None. Branch, tag or commit; None is "main".
         token: str, bool or None. None uses HF_TOKEN or the saved login.
         allow_patterns: list of str or None. Download only matching files.
+        force_download: bool. Fetch every file again even if it is cached.
 
     Returns:
         str: the snapshot folder (read-only; inside the Hub cache).
@@ -98,6 +101,7 @@ def download(repo_id, revision=None, token=None, allow_patterns=None):
             revision=revision,
             token=token,
             allow_patterns=allow_patterns,
+            force_download=bool(force_download),
             library_name="kerassl",
             library_version=__version__,
         )
@@ -122,9 +126,45 @@ def download(repo_id, revision=None, token=None, allow_patterns=None):
         ) from error
     except hf_errors.HfHubHTTPError as error:
         raise HubAccessError(f"{where}: the Hub answered with an error: {error}") from error
+    except Exception as error:  # dropped connections, short or inconsistent files
+        if not _is_transfer_error(error):
+            raise
+        raise HubAccessError(
+            f"{where}: downloading {_failed_file(error)} failed: {type(error).__name__}: {error}. "
+            "The connection dropped or the file arrived incomplete; nothing broken was kept "
+            "for loading. Run the load again (downloads resume); if it keeps failing, pass "
+            "force_download=True, check the network or proxy, or set HF_HUB_OFFLINE=1 to use "
+            "the cache only."
+        ) from error
 
 
-def resolve_source(source, revision=None, token=None, allow_patterns=None):
+HTTP_CLIENT_PACKAGES = ("httpx", "httpx2", "httpcore", "httpcore2", "h11")  # huggingface_hub's client
+
+
+def _is_transfer_error(error):
+    """A dropped connection or an inconsistent file (huggingface_hub raises OSError for those)."""
+    if isinstance(error, (FileNotFoundError, PermissionError)):
+        return False
+    return isinstance(error, OSError) or any(
+        cls.__module__.split(".")[0] in HTTP_CLIENT_PACKAGES for cls in type(error).__mro__
+    )
+
+
+def _failed_file(error):
+    """The file a failed download was fetching, from the request URL or the message."""
+    request = getattr(error, "_request", None) or getattr(error, "request_info", None)
+    try:
+        request = request or error.request  # httpx errors raise without a request
+    except (AttributeError, RuntimeError):
+        request = None
+    url = str(getattr(request, "url", "") or "")
+    if "/resolve/" in url:
+        return "/".join(url.split("/resolve/", 1)[1].split("?")[0].split("/")[1:])
+    match = re.search(r"\(([^()]+)\)\.?\s*$", str(error))
+    return match.group(1) if match else "a file"
+
+
+def resolve_source(source, revision=None, token=None, allow_patterns=None, force_download=False):
     """Turns a source into (local path, description, preset entry or None)."""
     source = os.fspath(source) if isinstance(source, os.PathLike) else source
     if not isinstance(source, str) or not source:
@@ -133,20 +173,26 @@ def resolve_source(source, revision=None, token=None, allow_patterns=None):
         repo_id, pinned = parse_hf_source(source)
         if pinned and revision and pinned != revision:
             raise ValueError(f"{source!r} pins revision {pinned!r} but revision={revision!r} was also given.")
-        path = download(repo_id, pinned or revision, token, allow_patterns)
+        path = download(repo_id, pinned or revision, token, allow_patterns, force_download)
         return path, f"hf://{repo_id}@{pinned or revision or 'main'}", None
     path = pathlib.Path(source).expanduser()
     if path.is_dir():
         return str(path), str(path), None
     if path.suffix == ".keras":
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist.")
+            raise LocalPathNotFoundError(f"the file {path} does not exist ({path.resolve()}).")
         return str(path), str(path), None
+    if _looks_like_a_path(source) and not path.exists() and source not in PRESETS:
+        raise LocalPathNotFoundError(
+            f"the local folder {source!r} does not exist ({path.resolve()}). Check the path; "
+            "for a preset use its name (kerassl.zoo.list_presets()), for the Hub 'hf://org/repo'."
+        )
     if source in PRESETS:
         entry = get_preset(source)
         try:
             local, where, _ = resolve_source(
-                f"hf://{entry['hub_id']}", revision or entry.get("revision"), token, allow_patterns
+                f"hf://{entry['hub_id']}", revision or entry.get("revision"), token, allow_patterns,
+                force_download,
             )
         except HubAccessError as error:
             if entry.get("published", True):
@@ -167,6 +213,13 @@ def resolve_source(source, revision=None, token=None, allow_patterns=None):
         raise NotAKerasslPresetError(f"{path} is a file but not a .keras file; expected a folder or a .keras file.")
     get_preset(source)  # raises PresetNotFoundError with suggestions
     raise AssertionError("unreachable")
+
+
+def _looks_like_a_path(source):
+    """./x, ../x, /x, ~/x, x/ or a Windows path: meant as a local folder, not a preset name."""
+    return source.startswith((".", "/", "~")) or source.endswith(("/", os.sep)) or (
+        os.sep != "/" and os.sep in source
+    )
 
 
 def _load_keras_file(path):
@@ -194,18 +247,18 @@ def _check_encoder(model, where):
     return model
 
 
-def _load_converted(source, revision, token, path, where, image_size, method):
+def _load_converted(source, revision, token, path, where, image_size, method, force_download=False):
     """Converts a transformers repo (official checkpoints) into a kerassl encoder or method."""
     if not os.path.isdir(os.fspath(source)):
         for name in convert.WEIGHT_FILES:  # safetensors first; the .bin only where it is all there is
             if not os.path.isfile(os.path.join(path, name)):
-                path, _, _ = resolve_source(source, revision, token, allow_patterns=[name])
+                path, _, _ = resolve_source(source, revision, token, [name], force_download)
             if os.path.isfile(os.path.join(path, name)):
                 break
     if method:
         extra = convert.method_files(path)  # CLIP: its tokenizer files
         if extra and not os.path.isdir(os.fspath(source)):
-            path, _, _ = resolve_source(source, revision, token, allow_patterns=extra)
+            path, _, _ = resolve_source(source, revision, token, extra, force_download)
         return convert.method_from_folder(path, image_size=image_size, where=where)
     return convert.encoder_from_folder(path, image_size=image_size, where=where)
 
@@ -222,7 +275,7 @@ def _is_converted_source(source, revision, token):
     return False
 
 
-def load_encoder(source, revision=None, trainable=True, token=None, image_size=None):
+def load_encoder(source, revision=None, trainable=True, token=None, image_size=None, force_download=False):
     """Loads a pretrained encoder: images (B, H, W, C) in [0, 1] -> features (B, D).
 
     Checksums are verified before anything is deserialized, the config is
@@ -242,6 +295,9 @@ def load_encoder(source, revision=None, trainable=True, token=None, image_size=N
             "dino_vits16"), which are converted on load: the size to build
             for, position embeddings interpolated as transformers'
             `interpolate_pos_encoding=True` does. None: the repo's crop size.
+        force_download: bool. Download Hub files again even if cached. A
+            file that fails its checksum is downloaded once more anyway
+            before `ChecksumError`.
 
     Returns:
         keras.Model: the encoder. A converted one takes floats in [0, 1] or
@@ -253,10 +309,38 @@ def load_encoder(source, revision=None, trainable=True, token=None, image_size=N
     features = encoder.predict(kerassl.images.to_float_images(images))
     ```
     """
+    return _retry_on_checksum(_load_encoder, source, revision, token, force_download, trainable, image_size)
+
+
+def _retry_on_checksum(load, source, revision, token, force_download, *args):
+    """Loads; a Hub file that fails its SHA-256 is fetched afresh once before the error stands."""
+    try:
+        return load(source, revision, token, force_download, *args)
+    except ChecksumError as error:
+        if force_download or not _from_hub(source):
+            raise
+        try:
+            return load(source, revision, token, True, *args)
+        except ChecksumError as again:
+            raise ChecksumError(
+                f"{again} It failed again after a fresh download, so the repository itself "
+                "holds files that do not match its metadata.json: ask its owner to push again, "
+                "or pin an earlier revision (revision=...)."
+            ) from error
+
+
+def _from_hub(source):
+    return isinstance(source, str) and (source.startswith("hf://") or source in PRESETS)
+
+
+def _load_encoder(source, revision, token, force_download, trainable, image_size):
     # The encoder alone: a method's sub-folder is not downloaded.
-    path, where, _ = resolve_source(source, revision, token, allow_patterns=ENCODER_FILES + CONVERSION_FILES)
+    path, where, _ = resolve_source(
+        source, revision, token, ENCODER_FILES + CONVERSION_FILES, force_download
+    )
     if convert.is_transformers_folder(path):
-        encoder = _load_converted(source, revision, token, path, where, image_size, method=False)
+        encoder = _load_converted(source, revision, token, path, where, image_size, method=False,
+                                  force_download=force_download)
     elif image_size is not None:
         raise ValueError(
             f"image_size= applies to official checkpoints converted on load; {where} is a kerassl "
@@ -276,7 +360,7 @@ def load_encoder(source, revision=None, trainable=True, token=None, image_size=N
     return encoder
 
 
-def load_method(source, revision=None, token=None, image_size=None):
+def load_method(source, revision=None, token=None, image_size=None, force_download=False):
     """Loads the whole SSL method (encoder, heads, settings) to keep training.
 
     Args:
@@ -287,6 +371,7 @@ def load_method(source, revision=None, token=None, image_size=None):
         image_size: int, (height, width) or None. For official checkpoints
             converted on load (e.g. "mae_vitb16" -> a `kerassl.MAE` with the
             official decoder); see `load_encoder`.
+        force_download: bool. As for `load_encoder`.
 
     Returns:
         The method (e.g. a `kerassl.SimCLR`), uncompiled: call `compile` again.
@@ -298,12 +383,19 @@ def load_method(source, revision=None, token=None, image_size=None):
     model.fit(more_images, epochs=10)
     ```
     """
+    return _retry_on_checksum(_load_method, source, revision, token, force_download, image_size)
+
+
+def _load_method(source, revision, token, force_download, image_size):
     if _is_converted_source(source, revision, token):
-        path, where, _ = resolve_source(source, revision, token, allow_patterns=ENCODER_FILES + CONVERSION_FILES)
-        return _load_converted(source, revision, token, path, where, image_size, method=True)
+        path, where, _ = resolve_source(
+            source, revision, token, ENCODER_FILES + CONVERSION_FILES, force_download
+        )
+        return _load_converted(source, revision, token, path, where, image_size, method=True,
+                               force_download=force_download)
     if image_size is not None:
         raise ValueError("image_size= applies to official checkpoints converted on load, not to kerassl presets.")
-    path, where, _ = resolve_source(source, revision, token)
+    path, where, _ = resolve_source(source, revision, token, force_download=force_download)
     if path.endswith(".keras") and os.path.isfile(path):
         model = _load_keras_file(path)
         if not zoo_folder.is_method(model):
@@ -456,4 +548,12 @@ def push_to_hub(model, repo_id, metrics=None, dataset=None, private=False, token
         elif status == 412:
             hint = " Someone pushed to this branch meanwhile; load the new version and push again."
         raise HubAccessError(f"pushing to hf://{repo_id} failed: {error}.{hint}") from error
+    except Exception as error:  # the connection died mid-push
+        if not _is_transfer_error(error):
+            raise
+        raise HubAccessError(
+            f"pushing to hf://{repo_id} was interrupted: {type(error).__name__}: {error}. The Hub "
+            "makes a commit whole or not at all, so the repository is still at its previous "
+            "commit; push again."
+        ) from error
     return info.commit_url

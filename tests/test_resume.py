@@ -1,0 +1,97 @@
+"""Kill a training run with SIGKILL mid-epoch, run it again: it ends where an uninterrupted run ends.
+
+Each run is a subprocess (tests/resume_worker.py) so the kill is real: no
+`finally`, no callback's `on_train_end`, only what `BackupAndRestore` wrote.
+"""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kerassl
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_worker(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, "-m", "tests.resume_worker", *map(str, args)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def relative_gap(a, b):
+    keys = [k for k in a.files if k != "first_epoch"]
+    assert keys == [k for k in b.files if k != "first_epoch"]
+    num = sum(float(np.sum((a[k].astype("float64") - b[k].astype("float64")) ** 2)) for k in keys)
+    den = sum(float(np.sum(a[k].astype("float64") ** 2)) for k in keys)
+    return (num / den) ** 0.5
+
+
+def kill_and_resume(name, tmp_path):
+    """(relative L2 gap of every variable, epoch the resumed run started at)."""
+    done = run_worker(name, tmp_path / "backup_full", tmp_path / "full.npz")
+    assert done.returncode == 0, done.stderr[-3000:]
+    killed = run_worker(name, tmp_path / "backup", tmp_path / "unused.npz", 2, 2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert (tmp_path / "backup").exists() and not (tmp_path / "unused.npz").exists()
+    resumed = run_worker(name, tmp_path / "backup", tmp_path / "resumed.npz")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not (tmp_path / "backup").exists()  # removed once fit ended normally
+    full, again = np.load(tmp_path / "full.npz"), np.load(tmp_path / "resumed.npz")
+    return relative_gap(full, again), int(again["first_epoch"])
+
+
+def test_simclr_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
+    gap, first_epoch = kill_and_resume("simclr", tmp_path)
+    assert first_epoch == 1  # it resumed at epoch 2 (0-based 1): epoch 1 was not redone
+    assert gap <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dino", "mae", "clip", "gan"])
+def test_killed_mid_epoch_resumes_to_the_same_weights(name, tmp_path):
+    gap, first_epoch = kill_and_resume(name, tmp_path)
+    assert first_epoch == 1
+    assert gap <= 1e-5
+
+
+def test_a_fresh_method_is_built_by_compile_so_backup_and_restore_accepts_it(make_encoder, tmp_path):
+    model = kerassl.SimCLR(make_encoder(), 16, 8, seed=0)
+    assert not model.built
+    model.compile(optimizer="adam")
+    assert model.built
+    images = np.zeros((8, 16, 16, 3), "uint8")
+    model.fit(images, batch_size=4, epochs=1, verbose=0,
+              callbacks=[kerassl.backup_and_restore(tmp_path / "b")])
+
+
+def test_random_state_is_saved_and_restored_with_the_weights(make_encoder, tmp_path):
+    model = kerassl.SimCLR(make_encoder(), 16, 8, seed=0)
+    model.compile(optimizer="adam")
+    model.fit(np.zeros((8, 16, 16, 3), "uint8"), batch_size=4, epochs=1, verbose=0)
+    states = [keras.ops.convert_to_numpy(s) for s in model.random_states()]
+    assert states and any(s[1] > 0 for s in states)  # the augmenters drew numbers
+    model.save_weights(tmp_path / "w.weights.h5")
+    fresh = kerassl.SimCLR(make_encoder(), 16, 8, seed=0)
+    fresh.compile(optimizer="adam")
+    fresh.optimizer.build(fresh.trainable_variables)  # as BackupAndRestore does before loading
+    fresh.load_weights(tmp_path / "w.weights.h5")
+    for a, b in zip(states, fresh.random_states()):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    for a, b in zip(states, loaded.random_states()):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+
+
+def test_backup_and_restore_checks_save_freq(tmp_path):
+    with pytest.raises(ValueError, match="save_freq"):
+        kerassl.backup_and_restore(tmp_path, save_freq=0)
