@@ -18,6 +18,7 @@ from tests.test_jigsaw import free_size_encoder, make_jigsaw
 from tests.test_mae import make_mae
 from tests.test_rotnet import make_rotnet
 from tests.test_simclr import make_simclr
+from tests.test_staples import METHODS as STAPLES
 
 
 def state(model):
@@ -43,6 +44,10 @@ METHODS = {
     "rotnet": (lambda enc: make_rotnet(enc()), (16, 16, 3)),
     "autoencoder": (lambda enc: make_autoencoder(enc()), (16, 16, 3)),
 }
+# The staples: a teacher (BYOL, MoCo), a queue (MoCo v2, NNCLR, SwAV), local crops (SwAV).
+METHODS.update(
+    {name: (lambda enc, make=make: make(enc(), num_classes=3), (16, 16, 3)) for name, (make, _) in STAPLES.items()}
+)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

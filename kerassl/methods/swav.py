@@ -171,7 +171,7 @@ class SwAV(TwoViewMethod):
             local = ops.concatenate(
                 [self.local_augmenter(images, training=True) for _ in range(self.num_local_crops)], axis=0
             )
-            groups.append(encode(self.encoder, local, True))
+            groups.append(encode(self.encoder, local, self.layers_training))
         projections = self.projection_head(ops.concatenate(groups, axis=0), training=self.layers_training)
         embeddings = losses.l2_normalize(projections)
         frozen = ops.less(ops.convert_to_tensor(self.step), float(self.freeze_prototypes_steps))

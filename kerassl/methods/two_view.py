@@ -61,6 +61,8 @@ class TwoViewMethod(SSLMethod):
 
     nested_config_keys = ("encoder", "augmenter", "second_augmenter", "projection_head", "prediction_head")
 
+    training_only_metrics = ("teacher_momentum",)
+
     def __init__(
         self,
         encoder,
