@@ -10,12 +10,14 @@ Usage:
     .venv/bin/python tools/mutate.py --full           # the whole fast suite per mutation
     .venv/bin/python tools/mutate.py --rev bef872c    # the library and tests of a commit
     .venv/bin/python tools/mutate.py --only simclr_identity_views --backend jax
+    .venv/bin/python tools/mutate.py --tests tests/test_wiring.py   # one file for all
     .venv/bin/python tools/mutate.py --out outputs/mutations   # writes .md and .json
 
 The exit status is 1 if any mutation survived or failed to apply.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -92,6 +94,7 @@ def main(argv=None):
     parser.add_argument("--rev", help="test the library and tests of this commit")
     parser.add_argument("--full", action="store_true", help="run the whole fast suite")
     parser.add_argument("--only", nargs="*", help="mutation names to run")
+    parser.add_argument("--tests", nargs="*", help="run these test files for every mutation")
     parser.add_argument("--backend", default="tensorflow")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per mutation")
     parser.add_argument("--baseline", action="store_true", help="first run the tests unmutated")
@@ -99,6 +102,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     mutations = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    if args.tests:
+        mutations = [dataclasses.replace(m, tests=tuple(args.tests)) for m in mutations]
     unknown = set(args.only or ()) - {m.name for m in MUTATIONS}
     if unknown:
         parser.error(f"unknown mutations: {sorted(unknown)}")
