@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,8 @@ def run_tests(repo, command, env, timeout):
 
 
 def main(argv=None):
+    # A terminated run still removes its temporary copy.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", help="test the library and tests of this commit")
     parser.add_argument("--full", action="store_true", help="run the whole fast suite")
