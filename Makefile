@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Two workers: most test time is single-threaded tracing and XLA compilation.
 PYTEST := $(PY) -m pytest -p no:cacheprovider -n 2
 
-.PHONY: install demo test test-tf test-jax test-slow test-examples bench-smoke clean
+.PHONY: install demo test test-tf test-jax test-slow test-slow-tf test-slow-jax test-examples mutate bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,19 @@ test-tf: $(STAMP)
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PYTEST) -q tests
 
-# Learning tests on real data (minutes each); CI runs them after `make test`.
-test-slow: $(STAMP)
+# Learning tests on real data (minutes each), on both backends; CI runs them after `make test`.
+test-slow: test-slow-tf test-slow-jax
+
+test-slow-tf: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -q -m slow tests
+
+test-slow-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PYTEST) -q -m slow tests
+
+# Breaks the library on purpose (tools/mutations.py), one patch at a time in a temporary
+# copy, and checks that the default suite notices each breakage.
+mutate: $(STAMP)
+	$(PY) tools/mutate.py --out outputs/mutations
 
 # Only the examples/ scripts in their --smoke size, each in its own process (several
 # minutes); they are `slow` tests, so `make test-slow` (and CI through it) runs them too.

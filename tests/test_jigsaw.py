@@ -10,6 +10,7 @@ import kerassl
 from kerassl.methods.jigsaw import Jigsaw, cut_tiles, min_hamming_distance, permutation_set
 from tests.conftest import random_images, shared_data_file, tiny_encoder
 from tests.method_harness import run_method_test
+from tests.random_inits import random_init_knn
 
 
 def free_size_encoder(input_shape=(None, None, 3)):
@@ -152,25 +153,40 @@ def test_tiles_too_large_or_images_too_small():
         make_jigsaw(free_size_encoder(), grid=4).build((None, 3, 3, 3))
 
 
-@pytest.mark.slow
-def test_solves_puzzles_and_beats_random_init_by_knn():
-    # Measured on TF (2 shared cores, load ~8, 2026-11-28; fit about 20 s): puzzle
-    # accuracy 0.25 after epoch 1, 0.94 after epoch 8 (chance 1/24 = 0.042); kNN (k=20,
-    # bank of 1,000 training images, 1,000 test queries) random init 0.561, Jigsaw 0.658.
+def jigsaw_on_mnist(seed=0, epochs=8):
+    """Jigsaw (2x2, 24 permutations) on 2,000 MNIST images; kNN as in the RotNet test."""
     path = shared_data_file("mnist.npz")
     (x, y), (x_test, y_test) = kerassl.datasets.mnist(path=path, train_limit=2000, test_limit=1000)
     x_bank, y_bank = x[:1000], y[:1000]
-    keras.utils.set_random_seed(0)
-    encoder = kerassl.backbones.small_convnet(
-        input_shape=(None, None, 1), width=16, feature_dim=None
-    )
-    knn = dict(k=20, verbose=False)
-    before = kerassl.evaluate.knn_accuracy(encoder, x_bank, y_bank, x_test, y_test, **knn)
-    model = Jigsaw(encoder, grid=2, num_permutations=24, hidden_dim=128, seed=0)
+
+    def knn(encoder):
+        return kerassl.evaluate.knn_accuracy(encoder, x_bank, y_bank, x_test, y_test, k=20, verbose=False)
+
+    def encoder_fn():
+        return kerassl.backbones.small_convnet(input_shape=(None, None, 1), width=16, feature_dim=None)
+
+    result = random_init_knn(encoder_fn, knn, seed)
+    keras.utils.set_random_seed(seed)
+    model = Jigsaw(encoder_fn(), grid=2, num_permutations=24, hidden_dim=128, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(x, batch_size=128, epochs=8, verbose=0)
-    accuracy = history.history["puzzle_accuracy"]
-    assert accuracy[-1] > 0.5, accuracy
-    after = kerassl.evaluate.knn_accuracy(model.encoder, x_bank, y_bank, x_test, y_test, **knn)
-    assert after > before + 0.04, (before, after)
+    history = model.fit(x, batch_size=128, epochs=epochs, verbose=0)
+    result.update(accuracy=history.history["puzzle_accuracy"][-1], jigsaw=knn(model.encoder))
+    print({k: np.round(v, 3) for k, v in result.items()})
+    return result
+
+
+@pytest.mark.slow
+def test_solves_puzzles_and_knn_stays_near_the_random_init_mean():
+    # Measured with jigsaw_on_mnist (2 shared cores, 2026-12-04), seed 0 / 1:
+    #   TF: random inits 0.561 / 0.636 (the one trained), mean of 5 0.592 / 0.597;
+    #     puzzle accuracy 0.938 / 0.950, kNN 0.658 / 0.595 (+0.066 / -0.002 over the mean).
+    #   JAX: random inits 0.728 / 0.604 (the one trained), mean of 5 0.627 / 0.609;
+    #     puzzle accuracy 0.949 / 0.954, kNN 0.616 / 0.618 (-0.011 / +0.009 over the mean).
+    # (2026-11-28, TF seed 0: puzzle accuracy 0.25 after epoch 1, 0.94 after epoch 8,
+    # chance 1/24.) So at this budget Jigsaw solves the puzzles but its features do NOT
+    # reliably beat random inits by kNN (gains -0.011 to +0.066 over four runs): the
+    # test holds them to staying near the random-init mean, which is what is measured.
+    result = jigsaw_on_mnist(seed=0)
+    assert result["accuracy"] > 0.5, result
+    assert result["jigsaw"] > result["random_init_mean"] - 0.03, result
 

@@ -1,0 +1,238 @@
+"""Deliberate breakages of kerassl that the default (fast) test suite must catch.
+
+Each mutation is a patch: in FILES[file], replace the exact `old` snippet (which must
+occur exactly once) by `new`. `tests` are the test files that should catch it, the
+fastest first; the mutation runner (`tools/mutate.py`) runs them in that order with `-x` (or the whole fast suite with
+`--full`). Test files that do not exist (an older checkout) are skipped.
+
+Paths live in FILES only, so a restructure of the package changes one table.
+"""
+
+import dataclasses
+
+# Library files the mutations patch, by short name.
+FILES = {
+    "base": "kerassl/methods/base.py",
+    "simclr": "kerassl/methods/simclr.py",
+    "losses": "kerassl/losses.py",
+    "clip": "kerassl/methods/clip.py",
+    "losses_clip": "kerassl/losses_clip.py",
+    "dino": "kerassl/methods/dino.py",
+    "losses_distill": "kerassl/losses_distill.py",
+    "vit": "kerassl/vit.py",
+    "mae": "kerassl/methods/mae.py",
+    "rotnet": "kerassl/methods/rotnet.py",
+    "jigsaw": "kerassl/methods/jigsaw.py",
+    "autoencoder": "kerassl/methods/autoencoder.py",
+    "gan": "kerassl/methods/gan.py",
+}
+
+# New test files of issue 19, mapped to every mutation of their method.
+SIGNALS = "tests/test_learning_signals.py"
+WIRING = "tests/test_wiring.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str  # a key of FILES
+    old: str
+    new: str
+    tests: tuple
+    what: str
+
+
+MUTATIONS = [
+    # -- SimCLR -------------------------------------------------------------
+    Mutation(
+        "simclr_wrong_positives", "simclr",
+        "loss = losses.nt_xent(z1, z2, self.temperature)",
+        "loss = losses.nt_xent(z1, ops.roll(z2, 1, axis=0), self.temperature)",
+        (WIRING, "tests/test_simclr.py", SIGNALS),
+        "each view's positive is another image's view",
+    ),
+    Mutation(
+        "simclr_identity_views", "simclr",
+        "[self.augmenter(images, training=True), self.augmenter(images, training=True)]",
+        "[images, images]",
+        (WIRING, "tests/test_simclr.py", SIGNALS),
+        "both views are the unaugmented image",
+    ),
+    Mutation(
+        "nt_xent_positive_index", "losses",
+        "return (index + batch_size_tensor) % total",
+        "return (index + batch_size_tensor + 1) % total",
+        (WIRING, "tests/test_losses.py", "tests/test_simclr.py", SIGNALS),
+        "NT-Xent and contrastive accuracy pair view i with view i + N + 1",
+    ),
+    Mutation(
+        "nt_xent_no_self_mask", "losses",
+        "return ops.where(ops.eye(size, dtype=\"bool\"), MASK_VALUE, logits)",
+        "return logits",
+        (WIRING, "tests/test_losses.py", "tests/test_simclr.py", SIGNALS),
+        "a view counts itself among its negatives",
+    ),
+    # -- CLIP ---------------------------------------------------------------
+    Mutation(
+        "clip_wrong_pairs", "clip",
+        "loss = clip_loss(images, texts, scale)",
+        "loss = clip_loss(images, ops.roll(texts, 1, axis=0), scale)",
+        (WIRING, "tests/test_clip.py", SIGNALS),
+        "each image is trained against the next image's caption",
+    ),
+    Mutation(
+        "clip_loss_one_direction", "losses_clip",
+        "labels, ops.transpose(logits), from_logits=True",
+        "labels, logits, from_logits=True",
+        (WIRING, "tests/test_clip.py", SIGNALS),
+        "the text-to-image term uses the image-to-text logits",
+    ),
+    Mutation(
+        "clip_text_ignored", "clip",
+        "return l2_normalize(self.text_projection(self.text_encoder(tokens, training=training)))",
+        "return l2_normalize(self.text_projection(ops.zeros_like(self.text_encoder(tokens, training=training))))",
+        (WIRING, "tests/test_clip.py", SIGNALS),
+        "the text embedding ignores the text",
+    ),
+    # -- DINO ---------------------------------------------------------------
+    Mutation(
+        "dino_targets_from_student", "dino",
+        "teacher_logits = self.teacher_head(encode(self.encoder, global_views, True), training=True)",
+        "teacher_logits = self.head(encode(self.student_encoder, global_views, True), training=True)",
+        (WIRING, "tests/test_dino.py", SIGNALS),
+        "the targets come from the student, not the EMA teacher",
+    ),
+    Mutation(
+        "dino_identity_views", "dino",
+        "[self.global_augmenter(images, training=True) for _ in range(2)]",
+        "[images for _ in range(2)]",
+        (WIRING, "tests/test_dino.py", SIGNALS),
+        "both global crops are the unaugmented image",
+    ),
+    Mutation(
+        "dino_no_centering", "losses_distill",
+        "teacher = ops.softmax((ops.cast(teacher_logits, \"float32\") - center) / teacher_temperature, axis=-1)",
+        "teacher = ops.softmax(ops.cast(teacher_logits, \"float32\") / teacher_temperature, axis=-1)",
+        (WIRING, "tests/test_dino.py", SIGNALS),
+        "the loss ignores the centre",
+    ),
+    Mutation(
+        "dino_ema_reversed", "dino",
+        "teacher.assign(momentum * teacher + (1.0 - momentum) * value)",
+        "teacher.assign((1.0 - momentum) * teacher + momentum * value)",
+        (WIRING, "tests/test_dino.py", SIGNALS),
+        "the teacher jumps to the student instead of averaging it",
+    ),
+    # -- ViT attention maps -------------------------------------------------
+    Mutation(
+        "attention_map_wrong_query", "vit",
+        "maps = ops.convert_to_numpy(weights[:, :, 0, 1:])",
+        "maps = ops.convert_to_numpy(weights[:, :, 1, 1:])",
+        (WIRING, "tests/test_vit.py"),
+        "the map is read from the first patch's query, not the CLS token's",
+    ),
+    Mutation(
+        "attention_unscaled", "vit",
+        "scores = ops.einsum(\"bqhd,bkhd->bhqk\", query, key) / np.sqrt(self.head_dim)",
+        "scores = ops.einsum(\"bqhd,bkhd->bhqk\", query, key)",
+        (WIRING, "tests/test_vit.py"),
+        "the explicit attention path drops the 1/sqrt(d) scale",
+    ),
+    # -- the online probe (every method) ------------------------------------
+    Mutation(
+        "probe_wrong_labels", "base",
+        "labels = ops.tile(labels, (repeats,))",
+        "labels = ops.tile(ops.roll(labels, 1, axis=0), (repeats,))",
+        (WIRING, "tests/test_simclr.py", SIGNALS),
+        "the online probe trains on another image's label",
+    ),
+    Mutation(
+        "probe_gradient_reaches_encoder", "base",
+        "logits = ops.cast(self.probe(ops.stop_gradient(features)), \"float32\")",
+        "logits = ops.cast(self.probe(features), \"float32\")",
+        (WIRING, "tests/test_simclr.py", SIGNALS),
+        "labels leak into the encoder through the probe's gradient",
+    ),
+    # -- MAE ----------------------------------------------------------------
+    Mutation(
+        "mae_loss_on_visible_patches", "mae",
+        "y_pred[\"predictions\"], y_pred[\"targets\"], y_pred[\"mask\"], self.normalize_targets",
+        "y_pred[\"predictions\"], y_pred[\"targets\"], 1.0 - y_pred[\"mask\"], self.normalize_targets",
+        (WIRING, "tests/test_mae.py", SIGNALS),
+        "the loss scores the visible patches instead of the hidden ones",
+    ),
+    Mutation(
+        "mae_decoder_ignores_encoder", "mae",
+        "x = self.decoder_embedding(tokens)",
+        "x = self.decoder_embedding(ops.zeros_like(tokens))",
+        (WIRING, "tests/test_mae.py", SIGNALS),
+        "the decoder never sees what the encoder made of the visible patches",
+    ),
+    # -- RotNet -------------------------------------------------------------
+    Mutation(
+        "rotnet_targets_misaligned", "rotnet",
+        "targets = ops.repeat(ops.arange(NUM_ROTATIONS, dtype=\"int32\"), batch)",
+        "targets = ops.tile(ops.arange(NUM_ROTATIONS, dtype=\"int32\"), (batch,))",
+        (WIRING, "tests/test_rotnet.py", SIGNALS),
+        "rotation labels do not follow the rotated images",
+    ),
+    Mutation(
+        "rotnet_no_rotation", "rotnet",
+        "rotated, _ = all_rotations(center_square_crop(images))",
+        "rotated = ops.tile(center_square_crop(images), (4, 1, 1, 1))",
+        (WIRING, "tests/test_rotnet.py", SIGNALS),
+        "the four 'rotations' are the same upright image",
+    ),
+    # -- Jigsaw -------------------------------------------------------------
+    Mutation(
+        "jigsaw_targets_shuffled", "jigsaw",
+        "targets = y_pred[\"puzzle_labels\"]",
+        "targets = ops.roll(y_pred[\"puzzle_labels\"], 1, axis=0)",
+        (WIRING, "tests/test_jigsaw.py", SIGNALS),
+        "each puzzle is scored against another puzzle's permutation",
+    ),
+    Mutation(
+        "jigsaw_tiles_not_permuted", "jigsaw",
+        "order = ops.take(ops.convert_to_tensor(self.permutations), labels, axis=0)",
+        "order = ops.take(ops.convert_to_tensor(self.permutations), ops.zeros_like(labels), axis=0)",
+        (WIRING, "tests/test_jigsaw.py", SIGNALS),
+        "every puzzle uses the first permutation, whatever its label",
+    ),
+    # -- Autoencoder --------------------------------------------------------
+    Mutation(
+        "autoencoder_noisy_targets", "autoencoder",
+        "\"targets\": images,",
+        "\"targets\": noisy,",
+        (WIRING, "tests/test_autoencoder.py", SIGNALS),
+        "a denoising autoencoder is trained to reproduce the noise",
+    ),
+    Mutation(
+        "autoencoder_decoder_ignores_features", "autoencoder",
+        "\"reconstructions\": self.decoder(features, training=True),",
+        "\"reconstructions\": self.decoder(features * 0.0, training=True),",
+        (WIRING, "tests/test_autoencoder.py", SIGNALS),
+        "the decoder draws without the encoder's features",
+    ),
+    # -- GAN ----------------------------------------------------------------
+    Mutation(
+        "gan_generator_helps_discriminator", "gan",
+        "    return sigmoid_cross_entropy(1.0, fake_logits)",
+        "    return sigmoid_cross_entropy(0.0, fake_logits)",
+        (WIRING, "tests/test_gan.py", SIGNALS),
+        "the generator minimizes the discriminator's loss instead of fooling it",
+    ),
+    Mutation(
+        "gan_discriminator_labels_swapped", "gan",
+        "return sigmoid_cross_entropy(1.0 - label_smoothing, real_logits) + sigmoid_cross_entropy(\n        0.0, fake_logits\n    )",
+        "return sigmoid_cross_entropy(0.0, real_logits) + sigmoid_cross_entropy(\n        1.0 - label_smoothing, fake_logits\n    )",
+        (WIRING, "tests/test_gan.py", SIGNALS),
+        "the discriminator calls real images fake",
+    ),
+    Mutation(
+        "gan_discriminator_sees_only_fakes", "gan",
+        "real_logits = self.discriminator(real_images, training=True)",
+        "real_logits = self.discriminator(fake_images, training=True)",
+        (WIRING, "tests/test_gan.py", SIGNALS),
+        "the discriminator never sees a real image",
+    ),
+]
