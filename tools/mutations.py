@@ -14,17 +14,18 @@ import dataclasses
 FILES = {
     "base": "kerassl/methods/base.py",
     "simclr": "kerassl/methods/simclr.py",
-    "losses": "kerassl/losses.py",
+    "losses": "kerassl/losses/contrastive.py",
     "clip": "kerassl/methods/clip.py",
-    "losses_clip": "kerassl/losses_clip.py",
+    "losses_clip": "kerassl/losses/clip.py",
     "dino": "kerassl/methods/dino.py",
-    "losses_distill": "kerassl/losses_distill.py",
-    "vit": "kerassl/vit.py",
+    "losses_distill": "kerassl/losses/distill.py",
+    "vit": "kerassl/backbones/vit.py",
     "mae": "kerassl/methods/mae.py",
     "rotnet": "kerassl/methods/rotnet.py",
     "jigsaw": "kerassl/methods/jigsaw.py",
     "autoencoder": "kerassl/methods/autoencoder.py",
     "gan": "kerassl/methods/gan.py",
+    "losses_gan": "kerassl/losses/gan.py",
 }
 
 # New test files of issue 19, mapped to every mutation of their method.
@@ -97,8 +98,8 @@ MUTATIONS = [
     # -- DINO ---------------------------------------------------------------
     Mutation(
         "dino_targets_from_student", "dino",
-        "teacher_logits = self.teacher_head(encode(self.encoder, global_views, True), training=True)",
-        "teacher_logits = self.head(encode(self.student_encoder, global_views, True), training=True)",
+        "teacher_logits = self.teacher_head(encode(self.encoder, global_views, training), training=training)",
+        "teacher_logits = self.head(encode(self.student_encoder, global_views, training), training=training)",
         (WIRING, "tests/test_dino.py", SIGNALS),
         "the targets come from the student, not the EMA teacher",
     ),
@@ -126,8 +127,8 @@ MUTATIONS = [
     # -- ViT attention maps -------------------------------------------------
     Mutation(
         "attention_map_wrong_query", "vit",
-        "maps = ops.convert_to_numpy(weights[:, :, 0, 1:])",
-        "maps = ops.convert_to_numpy(weights[:, :, 1, 1:])",
+        "maps = ops.convert_to_numpy(weights[:, :, 0, transformer.num_prefix_tokens :])",
+        "maps = ops.convert_to_numpy(weights[:, :, 1, transformer.num_prefix_tokens :])",
         (WIRING, "tests/test_vit.py"),
         "the map is read from the first patch's query, not the CLS token's",
     ),
@@ -208,21 +209,21 @@ MUTATIONS = [
     ),
     Mutation(
         "autoencoder_decoder_ignores_features", "autoencoder",
-        "\"reconstructions\": self.decoder(features, training=True),",
-        "\"reconstructions\": self.decoder(features * 0.0, training=True),",
+        "\"reconstructions\": self.decoder(features, training=self.layers_training),",
+        "\"reconstructions\": self.decoder(features * 0.0, training=self.layers_training),",
         (WIRING, "tests/test_autoencoder.py", SIGNALS),
         "the decoder draws without the encoder's features",
     ),
     # -- GAN ----------------------------------------------------------------
     Mutation(
-        "gan_generator_helps_discriminator", "gan",
+        "gan_generator_helps_discriminator", "losses_gan",
         "    return sigmoid_cross_entropy(1.0, fake_logits)",
         "    return sigmoid_cross_entropy(0.0, fake_logits)",
         (WIRING, "tests/test_gan.py", SIGNALS),
         "the generator minimizes the discriminator's loss instead of fooling it",
     ),
     Mutation(
-        "gan_discriminator_labels_swapped", "gan",
+        "gan_discriminator_labels_swapped", "losses_gan",
         "return sigmoid_cross_entropy(1.0 - label_smoothing, real_logits) + sigmoid_cross_entropy(\n        0.0, fake_logits\n    )",
         "return sigmoid_cross_entropy(0.0, real_logits) + sigmoid_cross_entropy(\n        1.0 - label_smoothing, fake_logits\n    )",
         (WIRING, "tests/test_gan.py", SIGNALS),
