@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerassl import distributed
 from kerassl.images import check_numpy_images, to_float_images
 from kerassl.registry import register
 
@@ -171,12 +172,26 @@ class SSLMethod(keras.Model):
         return loss
 
     # -- training ----------------------------------------------------------
+    def _compute_loss(self, *args, **kwargs):
+        # Keras' train and test steps call this wrapper of `compute_loss`. Under a
+        # TensorFlow strategy the optimizer sums the replicas' gradients and Keras
+        # scales compiled `Loss` objects by 1 / replicas, but not a method's own
+        # `compute_loss`; scaling here does it once for every method, and the
+        # step multiplies the logged loss back.
+        return distributed.scale_for_replicas(super()._compute_loss(*args, **kwargs))
+
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit`, with input checks up front and an error on NaN losses."""
         if isinstance(x, np.ndarray):
             check_numpy_images(x)
         elif isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray):
             check_numpy_images(x[0])
+        if isinstance(x, np.ndarray) or (isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray)):
+            count = len(x) if isinstance(x, np.ndarray) else len(x[0])
+            batch_size = kwargs.get("batch_size") or 32
+            distributed.check_batch_divides(min(batch_size, count))
+            if count > batch_size and count % batch_size:
+                distributed.check_batch_divides(count % batch_size, "the last batch's size")
         elif inspect.isgenerator(x):
             x = as_tuple_batches(x)
         callbacks = list(kwargs.pop("callbacks", None) or [])
