@@ -64,9 +64,12 @@ code_jax = "import jax; print(json.dumps([str(d) for d in jax.devices()]))"
 for key, code in (("tensorflow_gpus", code_tf), ("jax_devices", code_jax)):
     run = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True)
     out[key] = json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 else run.stderr[-2000:]
-smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                     capture_output=True, text=True)
-out["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
+try:
+    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                          "--format=csv,noheader"], capture_output=True, text=True)
+    out["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
+except FileNotFoundError:
+    out["nvidia_smi"] = "nvidia-smi not found"
 print("DEVICES " + json.dumps(out))
 ok = isinstance(out["tensorflow_gpus"], list) and out["tensorflow_gpus"] and \
      isinstance(out["jax_devices"], list) and any("cuda" in d.lower() or "gpu" in d.lower() for d in out["jax_devices"])
