@@ -137,8 +137,11 @@ def data_parallel_scope(devices):
     if not devices or devices == 1:
         return contextlib.nullcontext()
     if keras.config.backend() == "jax":
-        kind = "gpu" if keras.distribution.list_devices("gpu") else "cpu"
-        found = keras.distribution.list_devices(kind)
+        try:
+            found = keras.distribution.list_devices("gpu")
+        except RuntimeError:  # no GPU platform
+            found = []
+        found = found or keras.distribution.list_devices("cpu")
         if len(found) < devices:
             raise SystemExit(f"error: --devices {devices}, but JAX sees {len(found)}: {found}")
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=found[:devices]))
