@@ -142,3 +142,11 @@ def test_default_views_in_float16(policy, restore_policy):
     out = keras.ops.convert_to_numpy(keras.ops.cast(views(images, training=True), "float32"))
     assert out.shape == (8, 16, 16, 3) and np.all(np.isfinite(out))
     assert 0.0 <= out.min() and out.max() <= 1.0 + 1e-2
+
+
+def test_dino_clips_the_inner_optimizer_under_loss_scaling(restore_policy):
+    keras.config.set_dtype_policy("mixed_float16")
+    model = METHODS["dino"]()
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.optimizer.inner_optimizer.clipnorm == model.gradient_clip_norm

@@ -358,7 +358,9 @@ class DINO(SSLMethod):
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
-        optimizer = self.optimizer
+        # Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer, which
+        # applies the inner optimizer's clipping, not its own.
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         clips = any(getattr(optimizer, name, None) for name in ("clipnorm", "clipvalue", "global_clipnorm"))
         if self.gradient_clip_norm and not clips and hasattr(optimizer, "clipnorm"):
             # Under a TensorFlow strategy Keras clips each replica's gradient before
