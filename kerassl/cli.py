@@ -244,9 +244,15 @@ def cmd_info(args):
         gpus = []
         lines["devices"] = "see the backend"
     lines["GPUs"] = len(gpus)
-    lines["XLA (jit_compile='auto')"] = (
-        "on: a GPU is visible" if gpus else "per architecture on this CPU (ViTs on, ResNets off)"
-    )
+    if backend == "jax":
+        xla = "on (JAX compiles every step)"
+    elif gpus:
+        xla = "on: a GPU is visible"
+    elif backend == "tensorflow":
+        xla = "per architecture on this CPU (ViTs on, ResNets off)"
+    else:
+        xla = "off"
+    lines["XLA (jit_compile='auto')"] = xla
     width = max(len(k) for k in lines)
     for key, value in lines.items():
         print(f"{key.ljust(width)}  {value}")
