@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Two workers: most test time is single-threaded tracing and XLA compilation.
 PYTEST := $(PY) -m pytest -p no:cacheprovider -n 2
 
-.PHONY: install demo test test-tf test-jax test-slow test-slow-tf test-slow-jax test-examples mutate bench-smoke clean
+.PHONY: install demo test test-tf test-jax test-distributed test-slow test-slow-tf test-slow-jax test-examples mutate bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/kerassl demo
 
-# The whole default suite, on TensorFlow (the default backend) and again on JAX.
+# The whole default suite, on TensorFlow (the default backend) and again on JAX,
+# then the data-parallel tests in processes of their own.
 test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -q tests
 	KERAS_BACKEND=jax $(PYTEST) -q tests
+	$(MAKE) --no-print-directory test-distributed
+
+# 4 virtual CPU devices, set before the backend starts (tests/distributed/conftest.py):
+# MirroredStrategy on TensorFlow, keras.distribution.DataParallel on JAX.
+test-distributed: $(STAMP)
+	KERASSL_TEST_DEVICES=4 KERAS_BACKEND=tensorflow $(PYTEST) -q tests/distributed
+	KERASSL_TEST_DEVICES=4 XLA_FLAGS=--xla_force_host_platform_device_count=4 \
+		KERAS_BACKEND=jax $(PYTEST) -q tests/distributed
 
 test-tf: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -q tests

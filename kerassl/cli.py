@@ -1,6 +1,11 @@
-"""The `kerassl` command: demo, pretrain, evaluate, finetune, zoo.
+"""The `kerassl` command: info, demo, pretrain, evaluate, finetune, zoo.
+
+The parser and the table of methods live in `kerassl_cli` (no Keras, so
+`kerassl --help` is instant); this module runs the commands.
 
 Examples:
+    kerassl info
+    kerassl pretrain --method dino --data ./images --devices 8 --precision bf16
     kerassl demo
     kerassl pretrain --method simclr --data cifar10 --data-path cifar10-jpeg.tar.gz \
         --backbone resnet18 --epochs 100 --output simclr_r18.keras
@@ -9,14 +14,46 @@ Examples:
     kerassl zoo list
 """
 
-import argparse
 import json
 import os
 import sys
 import warnings
 
-METHODS = ("simclr",)
-DATASETS = ("digits", "mnist", "cifar10")
+from kerassl_cli import main as _main
+from kerassl_cli.parser import DATASETS, METHODS, PRECISIONS
+
+
+def main(argv=None):
+    """Runs `kerassl ARGS` (the console script's entry point is `kerassl_cli.main`)."""
+    return _main(argv)
+
+
+def run(args):
+    if args.command in ("pretrain", "evaluate", "finetune") and args.data in ("digits",):
+        args.image_size = args.image_size or 8
+    return COMMANDS[args.command](args)
+
+
+def is_split_folder(name):
+    return os.path.isdir(name) and all(
+        os.path.isdir(os.path.join(name, s)) for s in ("train", "test")
+    )
+
+
+def load_images(name, path=None, image_size=None, train_limit=None):
+    """(images, labelled split or None) for pretraining: any folder of images will do.
+
+    A named dataset or a folder with train/ and test/ class subfolders also
+    gives ((x_train, y_train), (x_test, y_test)) for kNN monitoring; a plain
+    folder (flat or nested) gives its images and no split.
+    """
+    from kerassl import datasets
+
+    if os.path.isdir(name) and not is_split_folder(name):
+        size = (image_size or 32, image_size or 32)
+        return datasets.image_folder(name, image_size=size, labels=None, limit=train_limit), None
+    split = load_data(name, path, image_size, train_limit)
+    return split[0][0], split
 
 
 def load_data(name, path=None, image_size=None, train_limit=None):
@@ -32,7 +69,10 @@ def load_data(name, path=None, image_size=None, train_limit=None):
     if os.path.isdir(name):
         splits = [os.path.join(name, s) for s in ("train", "test")]
         if not all(os.path.isdir(s) for s in splits):
-            raise SystemExit(f"error: an image folder needs train/ and test/ subfolders: {name}")
+            raise SystemExit(
+                f"error: {name} has no train/ and test/ subfolders of classes: evaluating "
+                "and fine-tuning need labels (pretraining takes any folder of images)"
+            )
         size = (image_size or 32, image_size or 32)
         loaded = []
         for split in splits:
@@ -82,35 +122,153 @@ def make_optimizer(name, learning_rate, weight_decay, steps):
     return keras.optimizers.Adam(schedule)
 
 
+def method_kwargs(cls, args, x_train, split):
+    """Arguments of the method's constructor that the command line sets."""
+    import inspect
+
+    import numpy as np
+
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = {"seed": args.seed} if "seed" in accepted else {}
+    if args.temperature is not None:
+        if "temperature" not in accepted:
+            raise SystemExit(f"error: --method {args.method} takes no --temperature")
+        kwargs["temperature"] = args.temperature
+    if split is not None and "num_classes" in accepted and cls.__name__ != "CLIP":
+        kwargs["num_classes"] = int(np.max(split[0][1])) + 1
+    if cls.__name__ == "GAN":
+        kwargs["image_shape"] = tuple(x_train.shape[1:])
+    return kwargs
+
+
+def data_parallel_scope(devices):
+    """A scope that splits each batch over `devices` devices: JAX DataParallel or MirroredStrategy."""
+    import contextlib
+
+    import keras
+
+    if not devices or devices == 1:
+        return contextlib.nullcontext()
+    if keras.config.backend() == "jax":
+        try:
+            found = keras.distribution.list_devices("gpu")
+        except RuntimeError:  # no GPU platform
+            found = []
+        found = found or keras.distribution.list_devices("cpu")
+        if len(found) < devices:
+            raise SystemExit(f"error: --devices {devices}, but JAX sees {len(found)}: {found}")
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=found[:devices]))
+        return contextlib.nullcontext()
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        if len(found) < devices:
+            raise SystemExit(
+                f"error: --devices {devices}, but TensorFlow sees {len(found)}: "
+                f"{[d.name for d in found]}"
+            )
+        return tf.distribute.MirroredStrategy([d.name for d in found[:devices]]).scope()
+    raise SystemExit(f"error: --devices needs the jax or tensorflow backend, not {keras.config.backend()}")
+
+
 def cmd_pretrain(args):
     import keras
     import numpy as np
 
     import kerassl
-    from kerassl import backbones, evaluate
+    from kerassl import backbones, distributed, evaluate
+    from kerassl.evaluate.features import resolve_jit_compile
 
-    (x_train, y_train), (x_test, y_test) = load_data(
-        args.data, args.data_path, args.image_size, args.train_limit
-    )
+    spec = METHODS[args.method]
+    x_train, split = load_images(args.data, args.data_path, args.image_size, args.train_limit)
+    if args.knn_every and split is None:
+        raise SystemExit(
+            "error: --knn-every needs labels: give a dataset name or a folder with train/ "
+            "and test/ class subfolders"
+        )
+    keras.config.set_dtype_policy(PRECISIONS[args.precision])
     keras.utils.set_random_seed(args.seed)
-    encoder = backbones.get(args.backbone, input_shape=x_train.shape[1:])
-    method = kerassl.SimCLR(
-        encoder, temperature=args.temperature, num_classes=int(np.max(y_train)) + 1, seed=args.seed
-    )
-    steps = args.epochs * int(np.ceil(len(x_train) / args.batch_size))
-    method.compile(
-        optimizer=make_optimizer(args.optimizer, args.learning_rate, args.weight_decay, steps),
-        jit_compile=args.jit_compile,
-    )
+    with data_parallel_scope(args.devices):
+        distributed.check_batch_divides(args.batch_size, "--batch-size")
+        cls = getattr(kerassl, spec.class_name)
+        kwargs = method_kwargs(cls, args, x_train, split)
+        if spec.takes_encoder:
+            encoder = backbones.get(args.backbone or spec.backbone, input_shape=x_train.shape[1:])
+            method = cls(encoder, **kwargs)
+        else:
+            method = cls(**kwargs)
+        steps = args.epochs * int(np.ceil(len(x_train) / args.batch_size))
+        optimizer = make_optimizer(
+            args.optimizer or spec.optimizer, args.learning_rate or spec.learning_rate,
+            args.weight_decay, steps,
+        )
+        jit_compile = resolve_jit_compile(args.jit_compile, method)
+        if spec.class_name == "GAN":
+            method.compile(generator_optimizer=optimizer, jit_compile=jit_compile)
+        else:
+            method.compile(optimizer=optimizer, jit_compile=jit_compile)
+        if args.resume and not method.built:
+            # BackupAndRestore restores into a built model.
+            method.build((None, *x_train.shape[1:]))
     callbacks = []
     if args.knn_every:
-        callbacks.append(
-            evaluate.KNNMonitor(x_train, y_train, x_test, y_test, every=args.knn_every, k=args.knn_k)
-        )
-    method.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, callbacks=callbacks)
-    _save(method.encoder, args.output)
+        (x_tr, y_tr), (x_te, y_te) = split
+        callbacks.append(evaluate.KNNMonitor(x_tr, y_tr, x_te, y_te, every=args.knn_every, k=args.knn_k))
+    if args.resume:
+        callbacks.append(keras.callbacks.BackupAndRestore(args.resume))
+    labels = split[0][1] if split is not None and getattr(method, "probe", None) is not None else None
+    data = x_train if labels is None else (x_train, labels)
+    method.fit(data, epochs=args.epochs, batch_size=args.batch_size, callbacks=callbacks)
+    _save(method.encoder if hasattr(method, "encoder") else method, args.output)
     if args.save_method:
         _save(method, args.save_method)
+
+
+def cmd_info(args):
+    import platform
+
+    import keras
+
+    import kerassl
+
+    backend = keras.config.backend()
+    lines = {
+        "kerassl": kerassl.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "backend": backend,
+        "precision policy": keras.config.dtype_policy().name,
+    }
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        lines["tensorflow"] = tf.__version__
+        lines["built with CUDA"] = tf.test.is_built_with_cuda()
+        lines["devices"] = ", ".join(d.name for d in tf.config.list_logical_devices()) or "none"
+        gpus = tf.config.list_physical_devices("GPU")
+    elif backend == "jax":
+        import jax
+
+        lines["jax"] = jax.__version__
+        lines["devices"] = ", ".join(str(d) for d in jax.devices())
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    else:
+        gpus = []
+        lines["devices"] = "see the backend"
+    lines["GPUs"] = len(gpus)
+    if backend == "jax":
+        xla = "on (JAX compiles every step)"
+    elif gpus:
+        xla = "on: a GPU is visible"
+    elif backend == "tensorflow":
+        xla = "per architecture on this CPU (ViTs on, ResNets off)"
+    else:
+        xla = "off"
+    lines["XLA (jit_compile='auto')"] = xla
+    width = max(len(k) for k in lines)
+    for key, value in lines.items():
+        print(f"{key.ljust(width)}  {value}")
 
 
 def cmd_evaluate(args):
@@ -162,80 +320,14 @@ def cmd_zoo(args):
     return zoo_cli.main(args.zoo_args)
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="kerassl", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
-
-    demo = sub.add_parser("demo", help="pretrain SimCLR on the embedded digits (CPU, minutes)")
-    demo.add_argument("--output-dir", default="outputs/demo")
-    demo.add_argument("--epochs", type=int, default=None)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_demo)
-
-    def data_args(p):
-        p.add_argument("--data", default="digits", help=f"{', '.join(DATASETS)} or a folder")
-        p.add_argument("--data-path", default=None, help="local copy of the dataset files")
-        p.add_argument("--image-size", type=int, default=None)
-
-    pretrain = sub.add_parser("pretrain", help="pretrain an encoder without labels")
-    pretrain.add_argument("--method", choices=METHODS, default="simclr")
-    data_args(pretrain)
-    pretrain.add_argument("--train-limit", type=int, default=None)
-    pretrain.add_argument("--backbone", default="resnet18")
-    pretrain.add_argument("--epochs", type=int, default=10)
-    pretrain.add_argument("--batch-size", type=int, default=256)
-    pretrain.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
-    pretrain.add_argument("--learning-rate", type=float, default=1e-3)
-    pretrain.add_argument("--weight-decay", type=float, default=0.0)
-    pretrain.add_argument("--temperature", type=float, default=0.5)
-    pretrain.add_argument("--jit-compile", default="auto")
-    pretrain.add_argument("--knn-every", type=int, default=0, help="kNN monitor every N epochs")
-    pretrain.add_argument("--knn-k", type=int, default=200)
-    pretrain.add_argument("--seed", type=int, default=0)
-    pretrain.add_argument("--output", default="encoder.keras")
-    pretrain.add_argument("--save-method", default=None, help="also save the whole method")
-    pretrain.set_defaults(func=cmd_pretrain)
-
-    evaluate = sub.add_parser("evaluate", help="kNN (and linear-probe) accuracy of an encoder")
-    evaluate.add_argument("--encoder", required=True, help=".keras file, folder, preset or hf://")
-    data_args(evaluate)
-    evaluate.add_argument("--k", type=int, default=200)
-    evaluate.add_argument("--temperature", type=float, default=0.1)
-    evaluate.add_argument("--linear", action="store_true")
-    evaluate.set_defaults(func=cmd_evaluate)
-
-    finetune = sub.add_parser("finetune", help="train a classifier on top of an encoder")
-    finetune.add_argument("--encoder", required=True)
-    data_args(finetune)
-    finetune.add_argument("--mode", choices=("linear", "full"), default="linear")
-    finetune.add_argument("--epochs", type=int, default=30)
-    finetune.add_argument("--batch-size", type=int, default=256)
-    finetune.add_argument("--labels-per-class", type=int, default=None)
-    finetune.add_argument("--seed", type=int, default=0)
-    finetune.add_argument("--output", default="classifier.keras")
-    finetune.set_defaults(func=cmd_finetune)
-
-    zoo = sub.add_parser("zoo", help="list, push, pull and write cards of Hub encoders", add_help=False)
-    zoo.add_argument("zoo_args", nargs=argparse.REMAINDER)
-    zoo.set_defaults(func=cmd_zoo)
-    return parser
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.version:
-        import kerassl
-
-        print(kerassl.__version__)
-        return 0
-    if not args.command:
-        parser.print_help()
-        return 2
-    if args.command in ("pretrain", "evaluate", "finetune") and args.data in ("digits",):
-        args.image_size = args.image_size or 8
-    return args.func(args) or 0
+COMMANDS = {
+    "info": cmd_info,
+    "demo": cmd_demo,
+    "pretrain": cmd_pretrain,
+    "evaluate": cmd_evaluate,
+    "finetune": cmd_finetune,
+    "zoo": cmd_zoo,
+}
 
 
 if __name__ == "__main__":

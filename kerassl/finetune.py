@@ -416,7 +416,7 @@ def finetune(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=resolve_jit_compile(jit_compile),
+        jit_compile=resolve_jit_compile(jit_compile, classifier),
     )
     if is_dataset(train):
         fit_data = {"x": train, "shuffle": False}  # datasets shuffle themselves

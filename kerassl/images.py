@@ -154,8 +154,11 @@ def crop_and_resize(images, boxes, size, antialias=True):
         antialias: bool. Widen the kernel when a crop shrinks.
     """
     height, width = images.shape[1], images.shape[2]
-    boxes = ops.cast(boxes, images.dtype)
+    # Coordinates in float32 under every policy: 16-bit floats lose sub-pixel
+    # positions, and TensorFlow has no float16 `range`.
+    boxes = ops.cast(boxes, "float32")
     rows = interpolation_matrix(boxes[:, 0], boxes[:, 2], height, size[0], antialias)
     cols = interpolation_matrix(boxes[:, 1], boxes[:, 3], width, size[1], antialias)
+    rows, cols = ops.cast(rows, images.dtype), ops.cast(cols, images.dtype)
     images = ops.einsum("boh,bhwc->bowc", rows, images)
     return ops.einsum("bpw,bowc->bopc", cols, images)

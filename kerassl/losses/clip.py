@@ -23,7 +23,9 @@ def clip_logits(image_embeddings, text_embeddings, logit_scale):
     return ops.cast(logit_scale, "float32") * ops.matmul(images, ops.transpose(texts))
 
 
-def clip_loss(image_embeddings, text_embeddings, logit_scale):
+def clip_loss(
+    image_embeddings, text_embeddings, logit_scale, batch_images=None, batch_texts=None, offset=0
+):
     """Symmetric cross-entropy: each image must pick its text among N, and each text its image.
 
     Row i of both batches is a matching pair. Embeddings are L2-normalized
@@ -31,11 +33,21 @@ def clip_loss(image_embeddings, text_embeddings, logit_scale):
     image-to-text and text-to-image cross-entropies over the logits
     `logit_scale * cos(image_i, text_j)`.
 
+    On several devices, the local images pick among the texts of the global
+    batch (`batch_texts`, from `kerassl.distributed.all_gather`) and the local
+    texts among its images, the labels offset by `offset` (this device's
+    first row); the mean over devices is the one-device loss on the global batch.
+
     Args:
         image_embeddings: (N, D) tensor.
         text_embeddings: (N, D) tensor, row i describing image i.
         logit_scale: float or scalar tensor > 0. Inverse temperature (CLIP
             learns it, starting at 1 / 0.07 and clamped at 100).
+        batch_images: (M, D) tensor or None. The global batch's image
+            embeddings; None: `image_embeddings` (one device).
+        batch_texts: (M, D) tensor or None. Likewise for texts.
+        offset: int or int scalar tensor. Row of the global batch where the
+            local rows start.
 
     Returns:
         A float32 scalar.
@@ -43,12 +55,25 @@ def clip_loss(image_embeddings, text_embeddings, logit_scale):
     Example:
     >>> loss = kerassl.losses_clip.clip_loss(image_z, text_z, logit_scale=1 / 0.07)
     """
-    logits = clip_logits(image_embeddings, text_embeddings, logit_scale)
-    labels = ops.arange(ops.shape(logits)[0])
-    image_to_text = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-    text_to_image = ops.sparse_categorical_crossentropy(
-        labels, ops.transpose(logits), from_logits=True
-    )
+    if batch_images is None and batch_texts is None:
+        logits = clip_logits(image_embeddings, text_embeddings, logit_scale)
+        labels = ops.arange(ops.shape(logits)[0])
+        image_to_text = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        text_to_image = ops.sparse_categorical_crossentropy(
+            labels, ops.transpose(logits), from_logits=True
+        )
+        return 0.5 * (ops.mean(image_to_text) + ops.mean(text_to_image))
+    if batch_images is None or batch_texts is None:
+        raise ValueError("pass both batch_images and batch_texts (the gathered embeddings), or neither.")
+    check_pair(image_embeddings, text_embeddings, "image and text embeddings")
+    check_pair(batch_images, batch_texts, "gathered image and text embeddings")
+    _check_scale(logit_scale)
+    scale = ops.cast(logit_scale, "float32")
+    image_logits = scale * ops.matmul(l2_normalize(image_embeddings), ops.transpose(l2_normalize(batch_texts)))
+    text_logits = scale * ops.matmul(l2_normalize(text_embeddings), ops.transpose(l2_normalize(batch_images)))
+    labels = ops.arange(ops.shape(image_embeddings)[0], dtype="int32") + ops.cast(offset, "int32")
+    image_to_text = ops.sparse_categorical_crossentropy(labels, image_logits, from_logits=True)
+    text_to_image = ops.sparse_categorical_crossentropy(labels, text_logits, from_logits=True)
     return 0.5 * (ops.mean(image_to_text) + ops.mean(text_to_image))
 
 

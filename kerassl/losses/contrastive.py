@@ -7,8 +7,10 @@ every Keras backend inside or outside a compiled step.
 
 from keras import ops
 
-# Large enough to remove a logit from a softmax, small enough for float32.
-MASK_VALUE = -1e9
+# A masked logit gets exactly zero weight in a softmax or logsumexp. Not a large
+# finite constant such as -1e9: that is -inf in float16 anyway, and any finite
+# value leaves a weight that depends on the other logits' scale.
+MASK_VALUE = float("-inf")
 
 
 def check_temperature(temperature):
@@ -64,7 +66,7 @@ def _positive_index(batch_size_tensor, total):
     return (index + batch_size_tensor) % total
 
 
-def nt_xent(z1, z2, temperature=0.5):
+def nt_xent(z1, z2, temperature=0.5, batch_z1=None, batch_z2=None, offset=0):
     """Normalized temperature-scaled cross entropy (the SimCLR loss).
 
     The 2N embeddings of two views are L2-normalized; each one must pick its
@@ -72,10 +74,21 @@ def nt_xent(z1, z2, temperature=0.5):
     cosine similarity divided by `temperature`. The loss is the mean
     cross-entropy over all 2N anchors, so each anchor sees 2N - 2 negatives.
 
+    On several devices, `z1` and `z2` are this device's rows and `batch_z1`,
+    `batch_z2` the whole batch's (`kerassl.distributed.all_gather`), of which
+    the local rows start at `offset`: the local anchors then find their
+    positive among all 2M - 1 views of the global batch of M images. The mean
+    of this loss over devices is the one-device loss on the global batch.
+
     Args:
         z1: tensor (N, D). Embeddings of the first views.
         z2: tensor (N, D). Embeddings of the second views, row-aligned with z1.
         temperature: float > 0.
+        batch_z1: tensor (M, D) or None. The first views of the global batch;
+            None: `z1` (one device).
+        batch_z2: tensor (M, D) or None. Likewise for the second views.
+        offset: int or int scalar tensor. Row of `batch_z1` where `z1` starts
+            (`replica_index() * N`).
 
     Returns:
         A float32 scalar.
@@ -89,9 +102,24 @@ def nt_xent(z1, z2, temperature=0.5):
     """
     temperature = check_temperature(temperature)
     check_pair(z1, z2)
-    logits = _pair_logits(z1, z2, temperature)
-    total = ops.shape(logits)[0]
-    positives = _positive_index(ops.shape(z1)[0], total)
+    if batch_z1 is None and batch_z2 is None:
+        logits = _pair_logits(z1, z2, temperature)
+        total = ops.shape(logits)[0]
+        positives = _positive_index(ops.shape(z1)[0], total)
+        positive_logits = ops.take_along_axis(logits, positives[:, None], axis=1)[:, 0]
+        return ops.mean(ops.logsumexp(logits, axis=1) - positive_logits)
+    if batch_z1 is None or batch_z2 is None:
+        raise ValueError("pass both batch_z1 and batch_z2 (the gathered views), or neither.")
+    check_pair(batch_z1, batch_z2, "gathered embeddings")
+    anchors = l2_normalize(ops.concatenate([z1, z2], axis=0))
+    keys = l2_normalize(ops.concatenate([batch_z1, batch_z2], axis=0))
+    logits = ops.matmul(anchors, ops.transpose(keys)) / temperature
+    local, total = ops.shape(z1)[0], ops.shape(batch_z1)[0]
+    rows = ops.arange(local, dtype="int32") + ops.cast(offset, "int32")
+    own = ops.concatenate([rows, rows + total], axis=0)
+    positives = ops.concatenate([rows + total, rows], axis=0)
+    is_self = ops.equal(ops.arange(2 * total, dtype="int32")[None, :], own[:, None])
+    logits = ops.where(is_self, MASK_VALUE, logits)
     positive_logits = ops.take_along_axis(logits, positives[:, None], axis=1)[:, 0]
     return ops.mean(ops.logsumexp(logits, axis=1) - positive_logits)
 

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerassl import distributed
 from kerassl.images import check_numpy_images, to_float_images
 from kerassl.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: F401  (public here too)
 from kerassl.registry import register
@@ -373,6 +374,14 @@ class SSLMethod(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     # -- training ----------------------------------------------------------
+    def _compute_loss(self, *args, **kwargs):
+        # Keras' train and test steps call this wrapper of `compute_loss`. Under a
+        # TensorFlow strategy the optimizer sums the replicas' gradients and Keras
+        # scales compiled `Loss` objects by 1 / replicas, but not a method's own
+        # `compute_loss`; scaling here does it once for every method, and the
+        # step multiplies the logged loss back.
+        return distributed.scale_for_replicas(super()._compute_loss(*args, **kwargs))
+
     def fit(self, x=None, y=None, **kwargs):
         """`keras.Model.fit`, with input checks up front and an error on NaN losses.
 
@@ -382,6 +391,12 @@ class SSLMethod(keras.Model):
         """
         self.before_fit(x, **kwargs)
         x = check_fit_inputs(x, y, self.num_classes)
+        if isinstance(x, np.ndarray) or (isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray)):
+            count = len(x) if isinstance(x, np.ndarray) else len(x[0])
+            batch_size = kwargs.get("batch_size") or 32
+            distributed.check_batch_divides(min(batch_size, count))
+            if count > batch_size and count % batch_size:
+                distributed.check_batch_divides(count % batch_size, "the last batch's size")
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss())

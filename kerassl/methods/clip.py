@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerassl import distributed
 from kerassl.captions import check_class_names, check_pairs, check_templates
 from kerassl.images import check_numpy_images, to_float_images
 from kerassl.losses import l2_normalize
@@ -287,7 +288,7 @@ class CLIP(SSLMethod):
         _, tokens, _ = self._split(x)
         images, texts = y_pred["image_embeddings"], y_pred["text_embeddings"]
         scale = self.logit_scale()
-        loss = clip_loss(images, texts, scale)
+        loss = clip_loss(images, texts, scale, *distributed.gather_batch(images, texts))
         same_text = ops.all(ops.equal(tokens[:, None, :], tokens[None, :, :]), axis=-1)
         image_to_text, text_to_image = clip_accuracy(
             ops.stop_gradient(images), ops.stop_gradient(texts), same_text

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerassl import augment, losses, schedules
+from kerassl import augment, distributed, losses, schedules
 from kerassl.backbones import vit
 from kerassl.losses import distill as losses_distill
 from kerassl.methods.base import SSLMethod, split_inputs
@@ -359,10 +359,14 @@ class DINO(SSLMethod):
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
-        optimizer = self.optimizer
+        # Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer, which
+        # applies the inner optimizer's clipping, not its own.
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         clips = any(getattr(optimizer, name, None) for name in ("clipnorm", "clipvalue", "global_clipnorm"))
         if self.gradient_clip_norm and not clips and hasattr(optimizer, "clipnorm"):
-            optimizer.clipnorm = self.gradient_clip_norm
+            # Under a TensorFlow strategy Keras clips each replica's gradient before
+            # summing them; 1 / replicas of the norm keeps the sum within it.
+            optimizer.clipnorm = self.gradient_clip_norm / distributed.num_replicas()
 
     def compile_from_config(self, config):
         # Keras skips restoring the compile state of models that override
@@ -435,7 +439,8 @@ class DINO(SSLMethod):
             self.momentum_tracker.update_state(momentum)
             self.update_teacher(momentum)
             # The centre follows the teacher's outputs on the global crops only.
-            batch_center = ops.mean(teacher_logits, axis=(0, 1))[None, :]
+            # ... of every replica's slice (a no-op on one device and on JAX).
+            batch_center = distributed.mean_across_replicas(ops.mean(teacher_logits, axis=(0, 1))[None, :])
             self.center.assign(center * self.center_momentum + batch_center * (1.0 - self.center_momentum))
             self.step_counter.assign_add(1.0)
         return loss + self.online_probe_loss(labels, y_pred["features"])

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kerassl import augment, heads, losses
+from kerassl import augment, distributed, heads, losses
 from kerassl.methods.base import SSLMethod, split_inputs
 from kerassl.registry import register
 
@@ -107,7 +107,8 @@ class SimCLR(SSLMethod):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         y_pred, labels = self.training_outputs(x, y, y_pred, training)
         z1, z2 = ops.split(ops.cast(y_pred["projections"], "float32"), 2, axis=0)
-        loss = losses.nt_xent(z1, z2, self.temperature)
+        # On TensorFlow replicas the negatives come from every replica's slice.
+        loss = losses.nt_xent(z1, z2, self.temperature, *distributed.gather_batch(z1, z2))
         z1, z2 = ops.stop_gradient(z1), ops.stop_gradient(z2)
         self.contrastive_accuracy_tracker.update_state(losses.contrastive_accuracy(z1, z2))
         self.alignment_tracker.update_state(losses.alignment(z1, z2))
