@@ -64,6 +64,25 @@ METHODS = {
     "Autoencoder": lambda encoder, size, views, seed: kerassl.Autoencoder(encoder, seed=seed),
     "Denoising AE": lambda encoder, size, views, seed: kerassl.Autoencoder(
         encoder, noise="masking", seed=seed),
+    "BYOL": lambda encoder, size, views, seed: kerassl.BYOL(
+        encoder, projection_hidden_dim=512, projection_dim=128, prediction_hidden_dim=512,
+        augmenter=views("augmenter"), seed=seed),
+    "MoCo": lambda encoder, size, views, seed: kerassl.MoCo(
+        encoder, version="v2", projection_hidden_dim=512, projection_dim=128, queue_size=1024,
+        augmenter=views("augmenter"), seed=seed),
+    "SimSiam": lambda encoder, size, views, seed: kerassl.SimSiam(
+        encoder, projection_hidden_dim=512, projection_dim=512, prediction_hidden_dim=128,
+        augmenter=views("augmenter"), seed=seed),
+    "BarlowTwins": lambda encoder, size, views, seed: kerassl.BarlowTwins(
+        encoder, projection_hidden_dim=1024, projection_dim=1024, augmenter=views("augmenter"), seed=seed),
+    "VICReg": lambda encoder, size, views, seed: kerassl.VICReg(
+        encoder, projection_hidden_dim=1024, projection_dim=1024, augmenter=views("augmenter"), seed=seed),
+    "SwAV": lambda encoder, size, views, seed: kerassl.SwAV(
+        encoder, projection_hidden_dim=512, projection_dim=128, num_prototypes=100, num_local_crops=0,
+        augmenter=views("augmenter"), seed=seed),
+    "NNCLR": lambda encoder, size, views, seed: kerassl.NNCLR(
+        encoder, projection_hidden_dim=512, projection_dim=128, prediction_hidden_dim=512,
+        queue_size=1024, augmenter=views("augmenter"), seed=seed),
 }
 
 # Per dataset: how to load it, the encoder, flips, and the full-size budget.

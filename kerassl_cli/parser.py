@@ -26,6 +26,13 @@ METHODS = {
     "jigsaw": MethodSpec("Jigsaw", "resnet18", "adam", 1e-3),
     "autoencoder": MethodSpec("Autoencoder", "resnet18", "adam", 1e-3),
     "gan": MethodSpec("GAN", None, "adam", 2e-4, takes_encoder=False),
+    "byol": MethodSpec("BYOL", "resnet18", "adamw", 1e-3),
+    "moco": MethodSpec("MoCo", "resnet18", "adamw", 1e-3),
+    "simsiam": MethodSpec("SimSiam", "resnet18", "adamw", 1e-3),
+    "barlow_twins": MethodSpec("BarlowTwins", "resnet18", "adamw", 1e-3),
+    "vicreg": MethodSpec("VICReg", "resnet18", "adamw", 1e-3),
+    "swav": MethodSpec("SwAV", "resnet18", "adamw", 1e-3),
+    "nnclr": MethodSpec("NNCLR", "resnet18", "adamw", 1e-3),
 }
 
 DESCRIPTION = """Self-supervised representation learning for images in Keras 3.
