@@ -53,6 +53,23 @@ def as_tuple_batches(generator):
         yield batch if isinstance(batch, tuple) else (batch,)
 
 
+def encode(encoder, images, training):
+    """Runs an encoder on images of any size.
+
+    Functional models refuse inputs of another shape than their Input's, yet a
+    ViT (interpolated positions) or a CNN with global pooling can take them;
+    `Functional.call` skips that check. DINO's local crops and SwAV's small
+    views go through it.
+    """
+    try:
+        expected = tuple(encoder.input_shape[1:3])
+    except (AttributeError, ValueError):
+        expected = None
+    if expected is None or expected == tuple(images.shape[1:3]) or None in expected:
+        return encoder(images, training=training)
+    return encoder.call(images, training=training)
+
+
 RANDOM_STATE_KEY = "random_state_"
 
 
