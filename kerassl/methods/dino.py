@@ -9,7 +9,7 @@ from kerassl.losses import distill as losses_distill
 from kerassl.methods.base import SSLMethod, encode, split_inputs
 from kerassl.heads import DINOHead
 from kerassl.registry import register
-from kerassl.teacher import batch_statistics, clone_architecture, count_fit_steps
+from kerassl.teacher import batch_statistics, clone_architecture, count_fit_steps, weight_pairs
 
 
 def default_local_crop_size(global_size, patch_size=1):
@@ -291,17 +291,7 @@ class DINO(SSLMethod):
         normalizes with batch statistics in training, but `dino.encoder` is
         used in inference mode afterwards and needs moving statistics.
         """
-        pairs = []
-        for teacher, student in ((self.encoder, self.student_encoder), (self.teacher_head, self.head)):
-            t_vars = [v for v in teacher.weights if "float" in str(v.dtype)]
-            s_vars = [v for v in student.weights if "float" in str(v.dtype)]
-            if [tuple(v.shape) for v in t_vars] != [tuple(v.shape) for v in s_vars]:
-                raise ValueError(
-                    f"the teacher copy of {student.name!r} does not have the student's weights; "
-                    "the encoder must be rebuildable from its config (get_config / from_config)."
-                )
-            pairs.extend(zip(t_vars, s_vars))
-        return pairs
+        return weight_pairs((self.encoder, self.teacher_head), (self.student_encoder, self.head))
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
