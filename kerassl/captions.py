@@ -3,17 +3,29 @@
 Labelled sets (the digits, MNIST, CIFAR-10) become image-text sets with
 templates ("a photo of a {}."), one drawn per image so that the text encoder
 sees some variety; real users read (path, caption) pairs from a CSV or JSONL
-file with `read_captions`.
+file with `read_captions`. `CaptionPipeline` turns the ways pairs are handed
+to `fit` into batches of (images, token ids), tokenizing strings outside the
+compiled step.
 """
 
+import contextlib
 import csv
+import inspect
 import json
 import pathlib
 
+import keras
 import numpy as np
 
 from kerassl.images import check_numpy_images
 from kerassl.text import Tokenizer, check_texts
+
+NO_CAPTIONS = (
+    "CLIP trains on (image, caption) pairs, but only images were given. Pass "
+    "`fit(images, captions)`, a tf.data.Dataset of (images, captions) batches, or "
+    "`kerassl.captions.to_dataset(images, captions, clip.tokenizer)`; labelled images "
+    "become captions with `kerassl.captions.captions_from_labels(labels, class_names)`."
+)
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}.",
@@ -245,3 +257,152 @@ def to_dataset(
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def is_dataset(data):
+    """Whether `data` is a `tf.data.Dataset` (without importing TensorFlow)."""
+    return hasattr(data, "element_spec") and hasattr(data, "as_numpy_iterator")
+
+
+class CaptionPipeline:
+    """Turns the ways (image, caption) pairs reach `fit` into x=(images, token ids).
+
+    Accepts `(images, captions)` arrays, a dict with 'images' and 'captions'
+    (or 'tokens'), a Python generator or a `tf.data` dataset of
+    `(images, captions)` batches; captions are strings or int token ids.
+    Strings are tokenized with `tokenizer` in the input pipeline, so no string
+    reaches the model, on every backend. A tokenizer error raised inside a
+    `tf.data` map is kept and re-raised as itself by `original_errors()`
+    rather than wrapped by TensorFlow. One pipeline serves one `fit` call.
+
+    Args:
+        tokenizer: `kerassl.text.Tokenizer`.
+
+    Example:
+    ```python
+    pipeline = kerassl.captions.CaptionPipeline(clip.tokenizer)
+    x, y = pipeline.pairs(tf.data.Dataset.from_tensor_slices((images, captions)).batch(8))
+    with pipeline.original_errors():
+        clip.fit(x, y, epochs=1)
+    ```
+    """
+
+    def __init__(self, tokenizer):
+        if not isinstance(tokenizer, Tokenizer):
+            raise TypeError(
+                f"tokenizer must be a kerassl.text.Tokenizer; got {type(tokenizer).__name__}."
+            )
+        self.tokenizer = tokenizer
+        self.error = None
+
+    def pairs(self, x, y=None):
+        """`(x, y)` as Keras should receive them: x=(images, ids), y=None."""
+        if x is None:
+            raise ValueError(NO_CAPTIONS)
+        if is_dataset(x):
+            if y is not None:
+                raise ValueError("with a dataset, pass no `y`: the dataset yields the captions.")
+            return self.tokenized_dataset(x), None
+        if inspect.isgenerator(x):
+            return self.tokenized_batches(x), None
+        if isinstance(x, keras.utils.PyDataset):
+            return x, y
+        if isinstance(x, dict):
+            if "images" not in x or ("tokens" not in x and "captions" not in x):
+                raise ValueError(
+                    "a dict of inputs needs 'images' and 'captions' (or 'tokens'); got "
+                    f"{sorted(x)}."
+                )
+            x, y = x["images"], x.get("captions", x.get("tokens"))
+        elif isinstance(x, (tuple, list)) and y is None and len(x) == 2:
+            x, y = x
+        if y is None:
+            raise ValueError(NO_CAPTIONS)
+        images, tokens = check_pairs(x, y, self.tokenizer)
+        return (images, tokens), None
+
+    def validation_pairs(self, validation_data):
+        """`fit`'s `validation_data`, accepted as `pairs` accepts `x`."""
+        if isinstance(validation_data, (tuple, list)) and not is_dataset(validation_data):
+            return (self.pairs(tuple(validation_data))[0],)
+        return self.pairs(validation_data)[0]
+
+    def tokenize_batch(self, captions):
+        """int32 ids of a batch of captions; keeps the tokenizer's error for `original_errors`."""
+        try:
+            return self.tokenizer(list(captions))
+        except Exception as error:  # re-raised by original_errors, without TensorFlow's wrapping
+            self.error = error
+            raise
+
+    def tokenized_batches(self, generator):
+        """A generator of `((images, ids),)` from one of `(images, captions)` batches."""
+        for batch in generator:
+            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                raise ValueError(NO_CAPTIONS)
+            images, tokens = check_pairs(batch[0], batch[1], self.tokenizer)
+            yield ((images, tokens),)
+
+    def tokenized_dataset(self, dataset):
+        """A dataset of `((images, ids),)` from one of `(images, captions)` batches."""
+        import tensorflow as tf
+
+        spec = dataset.element_spec
+        if isinstance(spec, dict):
+            key = "captions" if "captions" in spec else "tokens"
+            if "images" not in spec or key not in spec:
+                raise ValueError(
+                    "a dataset of dicts needs 'images' and 'captions' (or 'tokens'); got "
+                    f"{sorted(spec)}."
+                )
+            dataset = dataset.map(lambda e: (e["images"], e[key]))
+            spec = dataset.element_spec
+        if isinstance(spec, tuple) and len(spec) == 1 and isinstance(spec[0], tuple):
+            spec = spec[0]  # already ((images, tokens),)
+            dataset = dataset.map(lambda pair: pair)
+        if not isinstance(spec, tuple) or len(spec) != 2:
+            raise ValueError(NO_CAPTIONS)
+        image_spec, caption_spec = spec
+        if image_spec.shape.rank == 3 or caption_spec.shape.rank == 0:
+            raise ValueError(
+                "the dataset yields single pairs; it must yield batches: call "
+                "`dataset.batch(256)` first."
+            )
+        if caption_spec.dtype == tf.string:
+            if caption_spec.shape.rank != 1:
+                raise ValueError(
+                    "caption batches must be 1-D (one string per image); got shape "
+                    f"{caption_spec.shape}."
+                )
+            length = self.tokenizer.max_length
+
+            def tokenize(images, captions):
+                ids = tf.numpy_function(self.tokenize_batch, [captions], tf.int32)
+                ids.set_shape((captions.shape[0], length))
+                return ((images, ids),)
+
+            return dataset.map(tokenize)
+        if caption_spec.dtype.is_integer and caption_spec.shape.rank == 2:
+            return dataset.map(lambda images, ids: ((images, ids),))
+        message = (
+            f"captions must be strings or int token ids (batch, length); the dataset "
+            f"yields {caption_spec.dtype.name} of shape {caption_spec.shape}."
+        )
+        if caption_spec.dtype.is_integer:
+            raise ValueError(
+                f"{message} These look like class labels: turn them into captions with "
+                "`kerassl.captions.captions_from_labels(labels, class_names)`."
+            )
+        raise TypeError(message)
+
+    @contextlib.contextmanager
+    def original_errors(self):
+        """Within the block, a failure caused by the tokenizer raises the tokenizer's error."""
+        self.error = None
+        try:
+            yield self
+        except Exception:
+            error = self.error
+            if error is not None:
+                raise error from None
+            raise

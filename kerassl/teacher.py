@@ -75,6 +75,25 @@ def count_fit_steps(x, batch_size, epochs, steps_per_epoch, initial_epoch=0):
         return None
 
 
+def weight_pairs(teachers, students):
+    """(teacher variable, student variable) pairs of every float weight, network by network.
+
+    Float weights include BatchNorm moving statistics: a teacher normalizes
+    with batch statistics in training, but is used in inference mode later.
+    """
+    pairs = []
+    for teacher, student in zip(teachers, students):
+        t_vars = [v for v in teacher.weights if "float" in str(v.dtype)]
+        s_vars = [v for v in student.weights if "float" in str(v.dtype)]
+        if [tuple(v.shape) for v in t_vars] != [tuple(v.shape) for v in s_vars]:
+            raise ValueError(
+                f"the teacher copy of {student.name!r} does not have the student's weights; "
+                "the network must be rebuildable from its config (get_config / from_config)."
+            )
+        pairs.extend(zip(t_vars, s_vars))
+    return pairs
+
+
 class EMATeacher(keras.layers.Layer):
     """A momentum (exponential moving average) copy of student networks.
 
@@ -162,17 +181,7 @@ class EMATeacher(keras.layers.Layer):
 
     def pairs(self):
         """(teacher variable, student variable) pairs, every float weight."""
-        pairs = []
-        for network, student in zip(self.networks, self._students):
-            t_vars = [v for v in network.weights if "float" in str(v.dtype)]
-            s_vars = [v for v in student.weights if "float" in str(v.dtype)]
-            if [tuple(v.shape) for v in t_vars] != [tuple(v.shape) for v in s_vars]:
-                raise ValueError(
-                    f"the teacher copy of {student.name!r} does not have the student's weights; "
-                    "the network must be rebuildable from its config (get_config / from_config)."
-                )
-            pairs.extend(zip(t_vars, s_vars))
-        return pairs
+        return weight_pairs(self.networks, self._students)
 
     def start_as_students(self):
         """Sets every teacher weight to the student's on the step where `step == 0`."""

@@ -181,6 +181,23 @@ def test_pretokenized_dataset_and_generator(make_encoder):
         history_ok(clip.fit((images, clip.tokenizer(captions)), batch_size=8, epochs=1, verbose=0))
 
 
+def test_validation_data_takes_captions_as_fit_does(make_encoder):
+    import tensorflow as tf
+
+    images, captions, _ = tiny_pairs()
+    clip = make_clip(make_encoder)
+    clip.compile(optimizer="adam")
+    history = clip.fit(
+        images, captions, batch_size=8, epochs=1, verbose=0,
+        validation_data=(images[:8], captions[:8]),
+    )
+    assert math.isfinite(history.history["val_loss"][0]), sorted(history.history)
+    # A bad caption in the validation pipeline surfaces as the tokenizer's own error.
+    bad = tf.data.Dataset.from_tensor_slices((images[:8], np.array([*captions[:7], " "]))).batch(8)
+    with pytest.raises(ValueError, match="is empty"):
+        clip.fit(images, captions, batch_size=8, epochs=1, verbose=0, validation_data=bad)
+
+
 def test_logit_scale_starts_at_1_over_007_and_stays_clamped(make_encoder):
     images, captions, _ = tiny_pairs()
     clip = make_clip(make_encoder)

@@ -124,6 +124,10 @@ FORBIDDEN = {
                       "kerassl.evaluate", "kerassl.zoo", "kerassl.viz", "kerassl.cli"),
     "kerassl.augment": ("kerassl.backbones", "kerassl.methods", "kerassl.evaluate",
                         "kerassl.zoo", "kerassl.viz", "kerassl.cli"),
+    "kerassl.captions": ("kerassl.methods", "kerassl.evaluate", "kerassl.zoo", "kerassl.viz",
+                         "kerassl.cli"),
+    "kerassl.teacher": ("kerassl.augment", "kerassl.backbones", "kerassl.methods",
+                        "kerassl.evaluate", "kerassl.zoo", "kerassl.viz", "kerassl.cli"),
     "kerassl.backbones": ("kerassl.methods", "kerassl.evaluate", "kerassl.zoo", "kerassl.viz",
                           "kerassl.cli"),
     "kerassl.methods": ("kerassl.evaluate", "kerassl.finetune", "kerassl.zoo", "kerassl.viz",
@@ -147,3 +151,17 @@ def test_lower_layers_do_not_import_upper_ones():
                 ):
                     problems.append(f"{name} -> {target}")
     assert not problems, "imports pointing up:\n" + "\n".join(problems)
+
+
+def test_one_fit_in_the_methods():
+    """A method is `call` and `compute_loss`; `SSLMethod.fit` is the only `fit`
+    (hooks: `before_fit`, `prepared_data`)."""
+    overrides = []
+    for path in sorted((PACKAGE / "methods").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ClassDef):
+                overrides += [
+                    f"{path.name}:{node.name}.fit" for item in node.body
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == "fit"
+                ]
+    assert overrides == ["base.py:SSLMethod.fit"], overrides

@@ -47,8 +47,9 @@ MUTATIONS = [
     # -- SimCLR -------------------------------------------------------------
     Mutation(
         "simclr_wrong_positives", "simclr",
-        "loss = losses.nt_xent(z1, z2, self.temperature)",
-        "loss = losses.nt_xent(z1, ops.roll(z2, 1, axis=0), self.temperature)",
+        "loss = losses.nt_xent(z1, z2, self.temperature, *distributed.gather_batch(z1, z2))",
+        "loss = losses.nt_xent(z1, ops.roll(z2, 1, axis=0), self.temperature, "
+        "*distributed.gather_batch(z1, ops.roll(z2, 1, axis=0)))",
         (WIRING, "tests/test_simclr.py", SIGNALS),
         "each view's positive is another image's view",
     ),
@@ -76,8 +77,9 @@ MUTATIONS = [
     # -- CLIP ---------------------------------------------------------------
     Mutation(
         "clip_wrong_pairs", "clip",
-        "loss = clip_loss(images, texts, scale)",
-        "loss = clip_loss(images, ops.roll(texts, 1, axis=0), scale)",
+        "loss = clip_loss(images, texts, scale, *distributed.gather_batch(images, texts))",
+        "loss = clip_loss(images, ops.roll(texts, 1, axis=0), scale, "
+        "*distributed.gather_batch(images, ops.roll(texts, 1, axis=0)))",
         (WIRING, "tests/test_clip.py", SIGNALS),
         "each image is trained against the next image's caption",
     ),

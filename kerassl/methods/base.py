@@ -1,5 +1,6 @@
 """The base class every self-supervised method stands on."""
 
+import contextlib
 import functools
 import inspect
 
@@ -50,6 +51,23 @@ def as_tuple_batches(generator):
     """Keras wants generators to yield tuples; a generator of bare image batches is fine too."""
     for batch in generator:
         yield batch if isinstance(batch, tuple) else (batch,)
+
+
+def encode(encoder, images, training):
+    """Runs an encoder on images of any size.
+
+    Functional models refuse inputs of another shape than their Input's, yet a
+    ViT (interpolated positions) or a CNN with global pooling can take them;
+    `Functional.call` skips that check. DINO's local crops and SwAV's small
+    views go through it.
+    """
+    try:
+        expected = tuple(encoder.input_shape[1:3])
+    except (AttributeError, ValueError):
+        expected = None
+    if expected is None or expected == tuple(images.shape[1:3]) or None in expected:
+        return encoder(images, training=training)
+    return encoder.call(images, training=training)
 
 
 RANDOM_STATE_KEY = "random_state_"
@@ -298,8 +316,9 @@ class SSLMethod(keras.Model):
         listed in `training_only_metrics` are left out.
         """
         return_dict = kwargs.pop("return_dict", False)
-        x = check_fit_inputs(x, y, self.num_classes)
-        logs = super().evaluate(x, y, return_dict=True, **kwargs)
+        with self.prepared_data(x, y, kwargs) as (x, y, kwargs):
+            x = check_fit_inputs(x, y, self.num_classes)
+            logs = super().evaluate(x, y, return_dict=True, **kwargs)
         for name in self.training_only_metrics:
             logs.pop(name, None)
         if return_dict:
@@ -387,23 +406,52 @@ class SSLMethod(keras.Model):
 
         The one `fit` of the methods: a method that must see the data or the
         run's length first (DINO sizes its momentum schedule) overrides
-        `before_fit` instead.
+        `before_fit` instead; one whose data must be converted before Keras
+        reads it (CLIP tokenizes captions) overrides `prepared_data`.
         """
-        self.before_fit(x, **kwargs)
-        x = check_fit_inputs(x, y, self.num_classes)
-        if isinstance(x, np.ndarray) or (isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray)):
-            count = len(x) if isinstance(x, np.ndarray) else len(x[0])
-            batch_size = kwargs.get("batch_size") or 32
-            distributed.check_batch_divides(min(batch_size, count))
-            if count > batch_size and count % batch_size:
-                distributed.check_batch_divides(count % batch_size, "the last batch's size")
-        callbacks = list(kwargs.pop("callbacks", None) or [])
-        if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
-            callbacks.append(StopOnNonFiniteLoss())
-        return super().fit(x, y, callbacks=callbacks, **kwargs)
+        with self.prepared_data(x, y, kwargs) as (x, y, kwargs):
+            self.before_fit(x, **kwargs)
+            x = check_fit_inputs(x, y, self.num_classes)
+            if isinstance(x, np.ndarray) or (isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray)):
+                count = len(x) if isinstance(x, np.ndarray) else len(x[0])
+                batch_size = kwargs.get("batch_size") or 32
+                distributed.check_batch_divides(min(batch_size, count))
+                if count > batch_size and count % batch_size:
+                    distributed.check_batch_divides(count % batch_size, "the last batch's size")
+            callbacks = list(kwargs.pop("callbacks", None) or [])
+            if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
+                callbacks.append(StopOnNonFiniteLoss())
+            return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def before_fit(self, x, **fit_kwargs):
         """Called by `fit` with its data and keyword arguments before training; no-op here."""
+
+    @contextlib.contextmanager
+    def prepared_data(self, x, y, kwargs):
+        """The data `fit` and `evaluate` hand to Keras, from what the user passed.
+
+        `fit` and `evaluate` run inside
+        `with self.prepared_data(x, y, kwargs) as (x, y, kwargs):`, so a method
+        can convert its inputs outside the compiled step (in `validation_data`
+        too) and turn an error raised while Keras reads them into a clear one.
+        The default yields them unchanged.
+
+        Args:
+            x: what was passed as `x`.
+            y: what was passed as `y`.
+            kwargs: dict. The other keyword arguments of `fit` or `evaluate`.
+
+        Example:
+        ```python
+        @contextlib.contextmanager
+        def prepared_data(self, x, y, kwargs):
+            pipeline = kerassl.captions.CaptionPipeline(self.tokenizer)
+            x, y = pipeline.pairs(x, y)
+            with pipeline.original_errors():
+                yield x, y, kwargs
+        ```
+        """
+        yield x, y, kwargs
 
     # -- serialization -----------------------------------------------------
     def get_config(self):

@@ -1,6 +1,6 @@
 """CLIP: an image encoder and a text encoder trained to agree, for zero-shot classification."""
 
-import inspect
+import contextlib
 import math
 
 import keras
@@ -8,24 +8,13 @@ import numpy as np
 from keras import ops
 
 from kerassl import distributed
-from kerassl.captions import check_class_names, check_pairs, check_templates
+from kerassl.captions import NO_CAPTIONS, CaptionPipeline, check_class_names, check_templates
 from kerassl.images import check_numpy_images, to_float_images
 from kerassl.losses import l2_normalize
 from kerassl.losses.clip import clip_accuracy, clip_loss
 from kerassl.methods.base import SSLMethod
 from kerassl.text import Tokenizer, warn_unknown_words
 from kerassl.registry import register
-
-NO_CAPTIONS = (
-    "CLIP trains on (image, caption) pairs, but only images were given. Pass "
-    "`fit(images, captions)`, a tf.data.Dataset of (images, captions) batches, or "
-    "`kerassl.captions.to_dataset(images, captions, clip.tokenizer)`; labelled images "
-    "become captions with `kerassl.captions.captions_from_labels(labels, class_names)`."
-)
-
-
-def _is_dataset(data):
-    return hasattr(data, "element_spec") and hasattr(data, "as_numpy_iterator")
 
 
 @register
@@ -160,8 +149,6 @@ class CLIP(SSLMethod):
         self.image_to_text_tracker = keras.metrics.Mean(name="image_to_text_accuracy")
         self.text_to_image_tracker = keras.metrics.Mean(name="text_to_image_accuracy")
         self.logit_scale_tracker = keras.metrics.Mean(name="logit_scale")
-        # Set without Keras attribute tracking: plain Python state for fit.
-        object.__setattr__(self, "_tokenizer_error", None)
 
     # -- building ----------------------------------------------------------
     def _image_shape_from(self, input_shape):
@@ -300,106 +287,32 @@ class CLIP(SSLMethod):
 
     # -- data --------------------------------------------------------------
     def pairs(self, x, y=None):
-        """Turns the ways users hand (image, caption) pairs to `fit` into x=(images, ids)."""
-        if x is None:
-            raise ValueError(NO_CAPTIONS)
-        if _is_dataset(x):
-            if y is not None:
-                raise ValueError("with a dataset, pass no `y`: the dataset yields the captions.")
-            return self._tokenized_dataset(x), None
-        if inspect.isgenerator(x):
-            return self._tokenized_batches(x), None
-        if isinstance(x, keras.utils.PyDataset):
-            return x, y
-        if isinstance(x, dict):
-            if "images" not in x or ("tokens" not in x and "captions" not in x):
-                raise ValueError(
-                    "a dict of inputs needs 'images' and 'captions' (or 'tokens'); got "
-                    f"{sorted(x)}."
-                )
-            x, y = x["images"], x.get("captions", x.get("tokens"))
-        elif isinstance(x, (tuple, list)) and y is None and len(x) == 2:
-            x, y = x
-        if y is None:
-            raise ValueError(NO_CAPTIONS)
-        images, tokens = check_pairs(x, y, self.tokenizer)
-        return (images, tokens), None
+        """Turns the ways users hand (image, caption) pairs to `fit` into x=(images, ids).
 
-    def _tokenize_batch(self, captions):
-        try:
-            return self.tokenizer(list(captions))
-        except Exception as error:  # re-raised by fit, without TensorFlow's wrapping
-            object.__setattr__(self, "_tokenizer_error", error)
-            raise
+        See `kerassl.captions.CaptionPipeline.pairs`.
+        """
+        return CaptionPipeline(self.tokenizer).pairs(x, y)
 
-    def _tokenized_batches(self, generator):
-        for batch in generator:
-            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                raise ValueError(NO_CAPTIONS)
-            images, tokens = check_pairs(batch[0], batch[1], self.tokenizer)
-            yield ((images, tokens),)
+    @contextlib.contextmanager
+    def prepared_data(self, x, y, kwargs):
+        """`fit` and `evaluate` on (image, caption) pairs: captions as strings or token ids.
 
-    def _tokenized_dataset(self, dataset):
-        import tensorflow as tf
+        Accepts `fit(images, captions)`, `fit((images, captions))`, a
+        `tf.data.Dataset` or generator of `(images, captions)` batches (and
+        `validation_data` the same ways); string captions are tokenized in the
+        input pipeline with `self.tokenizer`, and a tokenizer error inside it
+        is raised as itself.
+        """
+        pipeline = CaptionPipeline(self.tokenizer)
+        if kwargs.get("validation_data") is not None:
+            kwargs = {**kwargs, "validation_data": pipeline.validation_pairs(kwargs["validation_data"])}
+        x, y = pipeline.pairs(x, y)
+        with pipeline.original_errors():
+            yield x, y, kwargs
 
-        spec = dataset.element_spec
-        if isinstance(spec, dict):
-            key = "captions" if "captions" in spec else "tokens"
-            if "images" not in spec or key not in spec:
-                raise ValueError(
-                    "a dataset of dicts needs 'images' and 'captions' (or 'tokens'); got "
-                    f"{sorted(spec)}."
-                )
-            dataset = dataset.map(lambda e: (e["images"], e[key]))
-            spec = dataset.element_spec
-        if isinstance(spec, tuple) and len(spec) == 1 and isinstance(spec[0], tuple):
-            spec = spec[0]  # already ((images, tokens),)
-            dataset = dataset.map(lambda pair: pair)
-        if not isinstance(spec, tuple) or len(spec) != 2:
-            raise ValueError(NO_CAPTIONS)
-        image_spec, caption_spec = spec
-        if image_spec.shape.rank == 3 or caption_spec.shape.rank == 0:
-            raise ValueError(
-                "the dataset yields single pairs; it must yield batches: call "
-                "`dataset.batch(256)` first."
-            )
-        if caption_spec.dtype == tf.string:
-            if caption_spec.shape.rank != 1:
-                raise ValueError(
-                    "caption batches must be 1-D (one string per image); got shape "
-                    f"{caption_spec.shape}."
-                )
-            length = self.tokenizer.max_length
-
-            def tokenize(images, captions):
-                ids = tf.numpy_function(self._tokenize_batch, [captions], tf.int32)
-                ids.set_shape((captions.shape[0], length))
-                return ((images, ids),)
-
-            return dataset.map(tokenize)
-        if caption_spec.dtype.is_integer and caption_spec.shape.rank == 2:
-            return dataset.map(lambda images, ids: ((images, ids),))
-        message = (
-            f"captions must be strings or int token ids (batch, length); the dataset "
-            f"yields {caption_spec.dtype.name} of shape {caption_spec.shape}."
-        )
-        if caption_spec.dtype.is_integer:
-            raise ValueError(
-                f"{message} These look like class labels: turn them into captions with "
-                "`kerassl.captions.captions_from_labels(labels, class_names)`."
-            )
-        raise TypeError(message)
-
-    def _run_with_pairs(self, method, x, y, **kwargs):
-        x, y = self.pairs(x, y)
-        object.__setattr__(self, "_tokenizer_error", None)
-        try:
-            return method(x, y, **kwargs)
-        except Exception:
-            error = self._tokenizer_error
-            if error is not None:
-                raise error from None
-            raise
+    def before_fit(self, x, **fit_kwargs):
+        """Keeps the logit scale out of the optimizer's weight decay, as in CLIP."""
+        self._exclude_logit_scale_from_weight_decay()
 
     def _exclude_logit_scale_from_weight_decay(self):
         # CLIP decays no gains; the logit scale is one. Done here rather than in an
@@ -410,28 +323,6 @@ class CLIP(SSLMethod):
         )
         if getattr(optimizer, "weight_decay", None) and not optimizer.built and untouched:
             optimizer.exclude_from_weight_decay(var_names=["log_logit_scale"])
-
-    def fit(self, x=None, y=None, validation_data=None, **kwargs):
-        """`keras.Model.fit` on (image, caption) pairs: captions as strings or token ids.
-
-        Accepts `fit(images, captions)`, `fit((images, captions))`, a
-        `tf.data.Dataset` or generator of `(images, captions)` batches; string
-        captions are tokenized in the input pipeline with `self.tokenizer`.
-        The logit scale is kept out of the optimizer's weight decay, as in CLIP.
-        """
-        self._exclude_logit_scale_from_weight_decay()
-        if validation_data is not None:
-            if isinstance(validation_data, (tuple, list)) and not _is_dataset(validation_data):
-                validation_data = (self.pairs(tuple(validation_data))[0],)
-            else:
-                validation_data = self.pairs(validation_data)[0]
-        return self._run_with_pairs(
-            super().fit, x, y, validation_data=validation_data, **kwargs
-        )
-
-    def evaluate(self, x=None, y=None, **kwargs):
-        """`keras.Model.evaluate` on (image, caption) pairs, accepted as in `fit`."""
-        return self._run_with_pairs(super().evaluate, x, y, **kwargs)
 
     # -- inference ---------------------------------------------------------
     def encode_image(self, images, batch_size=256, verbose=0):

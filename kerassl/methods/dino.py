@@ -1,69 +1,15 @@
 """DINO: self-distillation with no labels."""
 
-import contextlib
-import math
-
 import keras
-import numpy as np
 from keras import ops
 
 from kerassl import augment, distributed, losses, schedules
 from kerassl.backbones import vit
 from kerassl.losses import distill as losses_distill
-from kerassl.methods.base import SSLMethod, split_inputs
+from kerassl.methods.base import SSLMethod, encode, split_inputs
 from kerassl.heads import DINOHead
 from kerassl.registry import register
-
-
-def clone_architecture(layer, prefix="teacher_"):
-    """A new layer or model with the same config and fresh weights."""
-    config = keras.saving.serialize_keras_object(layer)
-    if isinstance(config.get("config"), dict) and "name" in config["config"]:
-        config["config"]["name"] = prefix + config["config"]["name"]
-    return keras.saving.deserialize_keras_object(config)
-
-
-def encode(encoder, images, training):
-    """Runs an encoder on images of any size.
-
-    Functional models refuse inputs of another shape than their Input's, yet a
-    ViT (interpolated positions) or a CNN with global pooling can take them;
-    `Functional.call` skips that check.
-    """
-    try:
-        expected = tuple(encoder.input_shape[1:3])
-    except (AttributeError, ValueError):
-        expected = None
-    if expected is None or expected == tuple(images.shape[1:3]) or None in expected:
-        return encoder(images, training=training)
-    return encoder.call(images, training=training)
-
-
-@contextlib.contextmanager
-def batch_statistics(*models):
-    """Within the block, frozen BatchNorm layers of `models` use batch statistics.
-
-    Keras's BatchNormalization normalizes with batch statistics only when
-    called with `training=True` *and* trainable. DINO's teacher is frozen (its
-    weights must stay out of the optimizer) yet, as in the official code,
-    normalizes like the student; so its BatchNorm layers are marked trainable
-    for the duration of the call. The private flag skips the public setter,
-    which would make their variables trainable; it is Python state read while
-    tracing, so this works inside compiled steps on every backend.
-    """
-    layers = [
-        layer
-        for model in models
-        for layer in model._flatten_layers(include_self=True)
-        if isinstance(layer, keras.layers.BatchNormalization) and not layer.trainable
-    ]
-    for layer in layers:
-        layer._trainable = True
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer._trainable = False
+from kerassl.teacher import batch_statistics, clone_architecture, count_fit_steps, weight_pairs
 
 
 def default_local_crop_size(global_size, patch_size=1):
@@ -345,17 +291,7 @@ class DINO(SSLMethod):
         normalizes with batch statistics in training, but `dino.encoder` is
         used in inference mode afterwards and needs moving statistics.
         """
-        pairs = []
-        for teacher, student in ((self.encoder, self.student_encoder), (self.teacher_head, self.head)):
-            t_vars = [v for v in teacher.weights if "float" in str(v.dtype)]
-            s_vars = [v for v in student.weights if "float" in str(v.dtype)]
-            if [tuple(v.shape) for v in t_vars] != [tuple(v.shape) for v in s_vars]:
-                raise ValueError(
-                    f"the teacher copy of {student.name!r} does not have the student's weights; "
-                    "the encoder must be rebuildable from its config (get_config / from_config)."
-                )
-            pairs.extend(zip(t_vars, s_vars))
-        return pairs
+        return weight_pairs((self.encoder, self.teacher_head), (self.student_encoder, self.head))
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
@@ -455,7 +391,7 @@ class DINO(SSLMethod):
     def before_fit(self, x, batch_size=None, epochs=1, steps_per_epoch=None, initial_epoch=0, **kwargs):
         """Sets the momentum schedule's length from the run `fit` starts, if not given."""
         if self.momentum_schedule_steps is None:
-            steps = _count_steps(x, batch_size, epochs, steps_per_epoch, initial_epoch)
+            steps = count_fit_steps(x, batch_size, epochs, steps_per_epoch, initial_epoch)
             if steps:
                 done = float(ops.convert_to_numpy(self.step_counter))
                 self.schedule_steps.assign(done + steps)
@@ -497,23 +433,3 @@ def _is_transformer(encoder):
         return False
     return True
 
-
-def _count_steps(x, batch_size, epochs, steps_per_epoch, initial_epoch=0):
-    """Training steps a `fit` call will make, or None when it cannot tell."""
-    epochs = max(int(epochs) - int(initial_epoch), 0)
-    if steps_per_epoch:
-        return int(steps_per_epoch) * epochs
-    if isinstance(x, (tuple, list)) and x and isinstance(x[0], np.ndarray):
-        x = x[0]
-    if isinstance(x, np.ndarray):
-        return math.ceil(len(x) / (batch_size or 32)) * epochs
-    try:
-        cardinality = int(x.cardinality())  # tf.data
-    except (AttributeError, TypeError, ValueError):
-        cardinality = -1
-    if cardinality > 0:
-        return cardinality * epochs
-    try:
-        return len(x) * epochs  # keras.utils.PyDataset
-    except TypeError:
-        return None

@@ -5,7 +5,8 @@ from keras import ops
 
 from kerassl import augment, heads, losses
 from kerassl.methods.base import split_inputs
-from kerassl.methods.two_view import TwoViewMethod, encode
+from kerassl.methods.base import encode
+from kerassl.methods.two_view import TwoViewMethod
 from kerassl.teacher import MemoryBank
 from kerassl.registry import register
 

@@ -14,19 +14,8 @@ import keras
 from keras import ops
 
 from kerassl import losses
-from kerassl.methods.base import SSLMethod, split_inputs
+from kerassl.methods.base import SSLMethod, encode, split_inputs  # noqa: F401  (encode: kept importable here)
 from kerassl.teacher import EMATeacher, count_fit_steps
-
-
-def encode(encoder, images, training):
-    """Runs an encoder on images of any size (functional models check their Input's)."""
-    try:
-        expected = tuple(encoder.input_shape[1:3])
-    except (AttributeError, ValueError):
-        expected = None
-    if expected is None or expected == tuple(images.shape[1:3]) or None in expected:
-        return encoder(images, training=training)
-    return encoder.call(images, training=training)
 
 
 class TwoViewMethod(SSLMethod):
