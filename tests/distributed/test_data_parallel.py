@@ -103,7 +103,7 @@ def mae():
 def content_masking(images):
     """MAE masks that depend on each image only, so any split of the batch draws the same ones."""
 
-    def masking(batch_size, num_patches, num_masked, seed):
+    def masking(batch_size, num_patches, num_masked, seed, noise=None):
         patches = kerassl.backbones.vit.patchify(images_in_step[0], 4)
         noise = keras.ops.mean(patches, axis=-1) + keras.ops.arange(num_patches, dtype="float32") * 1e-3
         shuffle = keras.ops.cast(keras.ops.argsort(noise, axis=1), "int32")
@@ -149,9 +149,9 @@ def one_step(name, on_devices, initial=None, monkeypatch=None):
             masking, holder = content_masking(data)
             original_call = model.masked_forward
 
-            def masked_forward(views, training):
+            def masked_forward(views, training, **kwargs):
                 holder[:] = [views]
-                return original_call(views, training)
+                return original_call(views, training, **kwargs)
 
             monkeypatch.setattr(model, "masked_forward", masked_forward)
             monkeypatch.setattr(mae_module, "random_masking", masking)
