@@ -1,7 +1,7 @@
 """Barlow Twins: redundancy reduction between two views."""
 
 
-from kerassl import augment, heads, losses
+from kerassl import heads, losses
 from kerassl.methods.two_view import TwoViewMethod, split_views
 from kerassl.registry import register
 
@@ -75,13 +75,6 @@ class BarlowTwins(TwoViewMethod):
             num_classes=num_classes,
             seed=seed,
             **kwargs,
-        )
-
-    def default_augmenters(self, image_shape):
-        size, channels = image_shape[1:3], image_shape[-1]
-        return (
-            augment.byol_augmenter(size, channels, view=1, seed=self.seed),
-            augment.byol_augmenter(size, channels, view=2, seed=self.seed),
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

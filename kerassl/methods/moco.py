@@ -150,10 +150,7 @@ class MoCo(TwoViewMethod):
         if self.version == "v2":
             view = augment.simclr_augmenter(size, channels, scale=(0.2, 1.0), jitter_strength=0.5, seed=self.seed)
             return view, None
-        return (
-            augment.byol_augmenter(size, channels, view=1, seed=self.seed),
-            augment.byol_augmenter(size, channels, view=2, seed=self.seed),
-        )
+        return super().default_augmenters(image_shape)
 
     def build_extra(self, feature_dim, projection_dim):
         if self.version == "v2" and self.queue is None:

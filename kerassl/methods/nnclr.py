@@ -1,7 +1,7 @@
 """NNCLR: nearest-neighbour contrastive learning."""
 
 
-from kerassl import augment, heads, losses
+from kerassl import heads, losses
 from kerassl.methods.two_view import TwoViewMethod, split_views
 from kerassl.teacher import MemoryBank
 from kerassl.registry import register
@@ -91,13 +91,6 @@ class NNCLR(TwoViewMethod):
             **kwargs,
         )
         self.support_set = None
-
-    def default_augmenters(self, image_shape):
-        size, channels = image_shape[1:3], image_shape[-1]
-        return (
-            augment.byol_augmenter(size, channels, view=1, seed=self.seed),
-            augment.byol_augmenter(size, channels, view=2, seed=self.seed),
-        )
 
     def build_extra(self, feature_dim, projection_dim):
         if self.support_set is None:

@@ -13,7 +13,7 @@ import inspect
 import keras
 from keras import ops
 
-from kerassl import losses
+from kerassl import augment, losses
 from kerassl.methods.base import SSLMethod, encode, split_inputs  # noqa: F401  (encode: kept importable here)
 from kerassl.teacher import EMATeacher, count_fit_steps
 
@@ -87,8 +87,17 @@ class TwoViewMethod(SSLMethod):
 
     # -- building ------------------------------------------------------------
     def default_augmenters(self, image_shape):
-        """(view 1, view 2 or None) for images of `image_shape`."""
-        raise NotImplementedError
+        """(view 1, view 2 or None) for images of `image_shape`.
+
+        BYOL's asymmetric pair (blur always on view 1, rarely on view 2;
+        solarization on view 2 only), which Barlow Twins, VICReg, NNCLR and
+        MoCo v3 also use; SimSiam, MoCo v2 and SwAV override it.
+        """
+        size, channels = image_shape[1:3], image_shape[-1]
+        return (
+            augment.byol_augmenter(size, channels, view=1, seed=self.seed),
+            augment.byol_augmenter(size, channels, view=2, seed=self.seed),
+        )
 
     def build_extra(self, feature_dim, projection_dim):
         """Subclasses create state that depends on sizes (memory banks, prototypes)."""

@@ -2,7 +2,7 @@
 
 import keras
 
-from kerassl import augment, heads, losses
+from kerassl import heads, losses
 from kerassl.methods.two_view import TwoViewMethod, split_views
 from kerassl.registry import register
 
@@ -84,13 +84,6 @@ class VICReg(TwoViewMethod):
         self.invariance_tracker = keras.metrics.Mean(name="invariance")
         self.variance_tracker = keras.metrics.Mean(name="variance")
         self.covariance_tracker = keras.metrics.Mean(name="covariance")
-
-    def default_augmenters(self, image_shape):
-        size, channels = image_shape[1:3], image_shape[-1]
-        return (
-            augment.byol_augmenter(size, channels, view=1, seed=self.seed),
-            augment.byol_augmenter(size, channels, view=2, seed=self.seed),
-        )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         y_pred, labels = self.training_outputs(x, y, y_pred, training)
