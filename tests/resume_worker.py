@@ -2,6 +2,10 @@
 
 Usage: python -m tests.resume_worker METHOD BACKUP_DIR OUT.npz [KILL_EPOCH KILL_BATCH]
 
+METHOD "simclr-shuffled" is SimCLR with `shuffle=True`, 18 images (a last batch
+of 2) and labels for an online probe: the order comes from the method's seed
+and the epoch, so the resumed process replays the same batches.
+
 Trains a tiny METHOD for 3 epochs with `kerassl.backup_and_restore(BACKUP_DIR)`;
 with KILL_EPOCH and KILL_BATCH (1-based) the process SIGKILLs itself after that
 batch, mid-epoch, as an out-of-memory killer or a preempted machine would.
@@ -62,6 +66,11 @@ def make(name):
     images = rng.integers(0, 256, size=(16, 16, 16, 3)).astype("uint8")
     if name == "simclr":
         model = kerassl.SimCLR(tiny_encoder((16, 16, 3)), 8, 8, seed=0)
+    elif name == "simclr-shuffled":
+        images = rng.integers(0, 256, size=(18, 16, 16, 3)).astype("uint8")
+        labels = rng.integers(0, 4, size=18)
+        model = kerassl.SimCLR(tiny_encoder((16, 16, 3)), 8, 8, num_classes=4, seed=0)
+        return model, {"x": images, "y": labels, "shuffle": True}
     elif name == "dino":
         model = kerassl.DINO(
             tiny_encoder((16, 16, 3)), head_hidden_dim=8, head_bottleneck_dim=4,
@@ -95,10 +104,8 @@ def main(name, backup_dir, out, kill_epoch=None, kill_batch=None):
     callbacks = [kerassl.backup_and_restore(backup_dir), FirstEpoch()]
     if kill_epoch is not None:
         callbacks.append(KillAt(int(kill_epoch), int(kill_batch)))
-    model.fit(
-        **data, batch_size=BATCH_SIZE, epochs=EPOCHS, shuffle=False, verbose=0,
-        callbacks=callbacks,
-    )
+    data.setdefault("shuffle", False)
+    model.fit(**data, batch_size=BATCH_SIZE, epochs=EPOCHS, verbose=0, callbacks=callbacks)
     variables = {f"{i}:{v.path}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     np.savez(out, first_epoch=FirstEpoch.first, **variables)
 

@@ -55,6 +55,68 @@ def test_simclr_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     assert gap <= 1e-5
 
 
+def test_shuffled_simclr_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
+    """shuffle=True (Keras's default), a last batch of 2 and probe labels: still exact."""
+    gap, first_epoch = kill_and_resume("simclr-shuffled", tmp_path)
+    assert first_epoch == 1
+    assert gap <= 1e-5
+
+
+class BatchRecorder(kerassl.SimCLR):
+    """SimCLR that writes down each training batch's image ids (pixel [0, 0, 0]) and labels."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = []
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if training:
+            ids = keras.ops.convert_to_numpy(x)[:, 0, 0, 0].astype(int).tolist()
+            self.seen.append((ids, keras.ops.convert_to_numpy(y).tolist()))
+        return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+
+def batches_seen(make_encoder, seed, epochs=3, count=18, **fit_kwargs):
+    images = np.zeros((count, 16, 16, 3), "uint8")
+    images[:, 0, 0, 0] = np.arange(count)
+    model = BatchRecorder(make_encoder(), 16, 8, num_classes=4, seed=seed)
+    model.compile(optimizer="adam", run_eagerly=True)
+    model.fit(images, np.arange(count) % 4, batch_size=4, epochs=epochs, verbose=0, **fit_kwargs)
+    for ids, labels in model.seen:
+        assert labels == [i % 4 for i in ids]  # labels travel with their images
+    return [ids for ids, _ in model.seen]
+
+
+def test_shuffle_true_order_is_a_function_of_seed_and_epoch(make_encoder):
+    first = batches_seen(make_encoder, seed=0)
+    keras.utils.set_random_seed(123)  # process-level randomness does not matter
+    second = batches_seen(make_encoder, seed=0)
+    assert first == second
+    assert [len(ids) for ids in first] == [4, 4, 4, 4, 2] * 3  # the last batch stays partial
+    epochs = [sum(first[i : i + 5], []) for i in (0, 5, 10)]
+    for order in epochs:
+        assert sorted(order) == list(range(18))  # each epoch sees every image once
+    assert epochs[0] != list(range(18))  # shuffled
+    assert len({tuple(order) for order in epochs}) == 3  # reshuffled every epoch
+    assert batches_seen(make_encoder, seed=1)[:5] != first[:5]  # the seed picks the order
+
+
+def test_initial_epoch_replays_that_epochs_order(make_encoder):
+    full = batches_seen(make_encoder, seed=0)
+    resumed = batches_seen(make_encoder, seed=0, initial_epoch=2)
+    assert resumed == full[10:]
+
+
+def test_shuffle_false_keeps_the_given_order(make_encoder):
+    seen = batches_seen(make_encoder, seed=0, epochs=1, shuffle=False)
+    assert sum(seen, []) == list(range(18))
+
+
+def test_seeded_order_keeps_validation_split_from_the_end(make_encoder):
+    seen = batches_seen(make_encoder, seed=0, epochs=1, validation_split=1 / 3)
+    assert sorted(sum(seen, [])) == list(range(12))  # as Keras splits: the last third validates
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dino", "mae", "clip", "gan"])
 def test_killed_mid_epoch_resumes_to_the_same_weights(name, tmp_path):

@@ -10,6 +10,7 @@ from keras import ops
 
 from kerassl import distributed
 from kerassl.images import check_numpy_images, to_float_images
+from kerassl.methods.resume import seeded_order
 from kerassl.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: F401  (public here too)
 from kerassl.registry import register
 
@@ -421,7 +422,10 @@ class SSLMethod(keras.Model):
             callbacks = list(kwargs.pop("callbacks", None) or [])
             if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
                 callbacks.append(StopOnNonFiniteLoss())
-            return super().fit(x, y, callbacks=callbacks, **kwargs)
+            x, y, kwargs = seeded_order(
+                x, y, self.seed, {**kwargs, "callbacks": callbacks}, self.steps_per_execution or 1
+            )
+            return super().fit(x, y, **kwargs)
 
     def before_fit(self, x, **fit_kwargs):
         """Called by `fit` with its data and keyword arguments before training; no-op here."""

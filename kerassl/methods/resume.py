@@ -1,6 +1,7 @@
 """Resuming a killed training run exactly where its last backup left it."""
 
 import keras
+import numpy as np
 
 
 def backup_and_restore(directory, save_freq="epoch"):
@@ -45,3 +46,133 @@ def backup_and_restore(directory, save_freq="epoch"):
     return keras.callbacks.BackupAndRestore(
         str(directory), save_freq=save_freq, double_checkpoint=True, delete_checkpoint=True
     )
+
+
+class SeededOrder(keras.utils.PyDataset):
+    """NumPy data fed in an order that depends only on (seed, epoch).
+
+    Keras shuffles NumPy arrays with the process's random state, so a run
+    resumed in a new process at epoch `e` sees epoch 0's order again. This
+    dataset draws the order of epoch `e` from
+    `np.random.default_rng([seed, e]).permutation(n)` instead: the same in
+    every process, different in every epoch. `SSLMethod.fit` uses it for
+    NumPy data when `shuffle=True` (Keras's default) and the method has a seed.
+
+    The dataset is endless and Keras reads it with `steps_per_epoch` batches
+    per epoch, so batch `i` of the stream belongs to epoch
+    `first_epoch + i // steps_per_epoch`: no state has to be set between
+    epochs (Keras may create an epoch's iterator, and prefetch from it, before
+    that epoch's callbacks run). `first_epoch` is set by `StartEpoch`, the
+    callback `fit` adds, from the first epoch `fit` runs (0, `initial_epoch`,
+    or where `BackupAndRestore` resumes).
+
+    Args:
+        data: a NumPy array, or a tuple/list/dict of them (nested), as Keras
+            unpacks a batch: `(x,)`, `(x, y)` or `(x, y, sample_weight)`.
+            Every array has the same first dimension.
+        batch_size: int. Batch size; the last batch of an epoch is smaller
+            when the batch size does not divide the number of samples, as
+            with Keras's own NumPy path.
+        seed: int. With the epoch, decides the order.
+
+    Example:
+    ```python
+    data = SeededOrder((images, labels), batch_size=256, seed=0)
+    data.order(epoch=3)  # the permutation epoch 3 uses
+    model.fit(data, steps_per_epoch=data.steps_per_epoch,
+              callbacks=[StartEpoch(data)], shuffle=False)
+    ```
+    """
+
+    def __init__(self, data, batch_size, seed):
+        super().__init__()
+        leaves = keras.tree.flatten(data)
+        if not leaves or any(not isinstance(a, np.ndarray) or len(a) != len(leaves[0]) for a in leaves):
+            raise ValueError("SeededOrder needs NumPy arrays that all have the same length.")
+        self.count = len(leaves[0])
+        self.data = data
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.steps_per_epoch = -(-self.count // self.batch_size)
+        self.first_epoch = 0
+        # Until the first epoch begins Keras only inspects batches 0 and 1 for their
+        # shapes (TensorFlow fixes a dimension that agrees in both); batch 1 is then
+        # the epoch's last one, so a smaller last batch still fits the signature.
+        self.inspecting = True
+        self._orders = {}  # epoch -> permutation; Keras reads at most two epochs at once
+
+    def order(self, epoch):
+        """The permutation of the sample indices that epoch `epoch` uses."""
+        order = self._orders.get(epoch)
+        if order is None:
+            order = np.random.default_rng([self.seed, int(epoch)]).permutation(self.count)
+            self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
+            self._orders[epoch] = order
+        return order
+
+    @property
+    def num_batches(self):
+        return None  # endless: Keras counts `steps_per_epoch` batches per epoch
+
+    def __getitem__(self, index):
+        epoch, step = divmod(int(index), self.steps_per_epoch)
+        if self.inspecting and index == 1:
+            epoch, step = 0, self.steps_per_epoch - 1
+        rows = self.order(self.first_epoch + epoch)[step * self.batch_size : (step + 1) * self.batch_size]
+        return keras.tree.map_structure(lambda array: array[rows], self.data)
+
+
+class StartEpoch(keras.callbacks.Callback):
+    """Tells a `SeededOrder` the first epoch of this `fit` (its stream starts there)."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+        self.started = False
+
+    def on_train_begin(self, logs=None):
+        self.started = False
+        self.dataset.inspecting = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.started:  # before Keras creates the first epoch's iterator
+            self.dataset.first_epoch = int(epoch)
+            self.dataset.inspecting = False
+            self.started = True
+
+
+def seeded_order(x, y, seed, fit_kwargs, steps_per_execution=1):
+    """`(x, y, fit_kwargs)` with NumPy data wrapped in a `SeededOrder`, or unchanged.
+
+    Wraps only when the order is Keras's to choose and ours would be exact:
+    `shuffle=True`, a seed, every array NumPy, no `steps_per_epoch`, and a
+    `steps_per_execution` that divides the batches of an epoch. A
+    `validation_split` is taken from the end of the arrays first, as Keras does.
+    """
+    kwargs = dict(fit_kwargs)
+    if seed is None or kwargs.get("shuffle", True) is not True or kwargs.get("steps_per_epoch"):
+        return x, y, fit_kwargs
+    sample_weight = kwargs.get("sample_weight")
+    parts = (x,) if y is None else (x, y)
+    parts = parts if sample_weight is None else (x, y, sample_weight)
+    leaves = keras.tree.flatten(parts)
+    if not leaves or any(not isinstance(a, np.ndarray) for a in leaves):
+        return x, y, fit_kwargs
+    count = len(leaves[0])
+    if any(len(a) != count for a in leaves):
+        return x, y, fit_kwargs  # Keras reports the mismatch in its own words
+    split = kwargs.pop("validation_split", None)
+    if split:
+        if kwargs.get("validation_data") is None:
+            cut = int(np.floor(count * (1.0 - split)))
+            val = keras.tree.map_structure(lambda a: a[cut:], parts)
+            parts = keras.tree.map_structure(lambda a: a[:cut], parts)
+            kwargs["validation_data"] = val
+    batch_size = kwargs.pop("batch_size", None) or 32
+    dataset = SeededOrder(parts, batch_size, seed)
+    if dataset.steps_per_epoch % max(int(steps_per_execution), 1):
+        return x, y, fit_kwargs
+    kwargs.pop("sample_weight", None)
+    kwargs.update(shuffle=False, steps_per_epoch=dataset.steps_per_epoch)
+    kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), StartEpoch(dataset)]
+    return dataset, None, kwargs
