@@ -9,6 +9,14 @@ imported by tests/conftest.py *before* keras:
 Importing it starts the server on 127.0.0.1 (an ephemeral port), points the
 client at it with a throw-away HF_HOME, and removes any real token from the
 environment, so no test can reach or authenticate against the real Hub.
+
+It also sets HF_HUB_DISABLE_XET=1: `huggingface_hub` 2.x sends every LFS file
+through Xet whenever `hf_xet` is importable, without asking the server first,
+and the local Hub has no Xet storage. With Xet off the client takes the LFS
+batch API and its basic transfer, which the local Hub implements, as the real
+Hub still accepts. What this leaves untested offline: the Xet transfer that a
+real push takes when `hf_xet` is installed (the default), and the client's
+multi-commit upload pipeline that comes with it.
 """
 
 import atexit
@@ -43,6 +51,7 @@ os.environ.update(
     HF_HUB_DISABLE_TELEMETRY="1",
     HF_HUB_DISABLE_PROGRESS_BARS="1",
     HF_HUB_DISABLE_UPDATE_CHECK="1",
+    HF_HUB_DISABLE_XET="1",
 )
 
 
@@ -56,7 +65,8 @@ atexit.register(_cleanup)
 
 @pytest.fixture(scope="session")
 def local_hub():
-    """The running LocalHub (attributes: url, tokens, repos, requests, uploaded_bytes).
+    """The running LocalHub (attributes: url, storage_url, tokens, repos, objects, requests,
+    lfs_log, commit_log, uploaded_bytes; see tests/hub_server.py).
 
     Fails the test, rather than touching the real Hub, if the client is not
     pointed at the local server.

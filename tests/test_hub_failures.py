@@ -22,7 +22,7 @@ def pushed(local_hub):
 
 
 def requests_for(hub, filename):
-    return sum(1 for method, path in hub.requests if method == "GET" and path.endswith("/" + filename))
+    return hub.downloads_of(filename)
 
 
 def test_a_connection_that_keeps_dropping_is_a_hub_access_error_naming_repo_file_and_fix(local_hub, pushed):

@@ -11,6 +11,7 @@ import os
 import pathlib
 import re
 import tempfile
+import urllib.parse
 
 import keras
 
@@ -151,7 +152,12 @@ def _is_transfer_error(error):
 
 
 def _failed_file(error):
-    """The file a failed download was fetching, from the request URL or the message."""
+    """The file a failed download was fetching, from the request URL or the message.
+
+    A regular file comes from `.../resolve/{revision}/{path}`; an LFS file from
+    the URL the Hub redirected to (its CDN), which names the file only in its
+    `response-content-disposition` query.
+    """
     request = getattr(error, "_request", None) or getattr(error, "request_info", None)
     try:
         request = request or error.request  # httpx errors raise without a request
@@ -160,6 +166,11 @@ def _failed_file(error):
     url = str(getattr(request, "url", "") or "")
     if "/resolve/" in url:
         return "/".join(url.split("/resolve/", 1)[1].split("?")[0].split("/")[1:])
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    disposition = query.get("response-content-disposition", [""])[0]
+    named = re.search(r'filename="([^"]+)"', disposition)
+    if named:
+        return named.group(1)
     match = re.search(r"\(([^()]+)\)\.?\s*$", str(error))
     return match.group(1) if match else "a file"
 
