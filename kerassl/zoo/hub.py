@@ -151,6 +151,17 @@ def _is_transfer_error(error):
     )
 
 
+def _in_chain(error, predicate):
+    """The first exception in `error`'s chain of causes that `predicate` accepts, or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if predicate(error):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _failed_file(error):
     """The file a failed download was fetching, from the request URL or the message.
 
@@ -526,6 +537,7 @@ def push_to_hub(model, repo_id, metrics=None, dataset=None, private=False, token
     new = zoo_folder.build_metadata(encoder, method, dataset, metrics, license, input_contract, card_extra)
     api = huggingface_hub.HfApi(token=token, library_name="kerassl", library_version=__version__)
     branch = revision or "main"
+    info = None
     try:
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         existing = _existing_metadata(api, repo_id, branch, token)
@@ -551,20 +563,28 @@ def push_to_hub(model, repo_id, metrics=None, dataset=None, private=False, token
             api.create_tag(repo_id, tag=tag, revision=info.oid)
     except ZooError:
         raise
-    except huggingface_hub.errors.HfHubHTTPError as error:
-        status = getattr(getattr(error, "response", None), "status_code", None)
-        hint = ""
-        if status in (401, 403):
-            hint = (" Pushing needs a write token: pass token=..., set HF_TOKEN, or run `hf auth login`.")
-        elif status == 412:
-            hint = " Someone pushed to this branch meanwhile; load the new version and push again."
-        raise HubAccessError(f"pushing to hf://{repo_id} failed: {error}.{hint}") from error
-    except Exception as error:  # the connection died mid-push
-        if not _is_transfer_error(error):
+    except Exception as error:  # the client wraps a failed LFS upload in a RuntimeError: read the chain
+        where = (
+            "Nothing was committed: the repository is still at its previous commit."
+            if info is None else f"The files were committed ({info.commit_url}); only the tag {tag!r} is missing."
+        )
+        http_error = _in_chain(error, lambda e: isinstance(e, huggingface_hub.errors.HfHubHTTPError))
+        if http_error is not None:
+            status = getattr(getattr(http_error, "response", None), "status_code", None)
+            hint = ""
+            if status in (401, 403):
+                hint = (" Pushing needs a write token: pass token=..., set HF_TOKEN, or run `hf auth login`.")
+            elif status == 412:
+                hint = " Someone pushed to this branch meanwhile; load the new version and push again."
+            raise HubAccessError(f"pushing to hf://{repo_id} failed: {http_error}.{hint} {where}") from error
+        transfer_error = _in_chain(error, _is_transfer_error)
+        if transfer_error is None:
             raise
+        if info is not None:
+            raise HubAccessError(f"tagging hf://{repo_id} was interrupted: {transfer_error}. {where}") from error
         raise HubAccessError(
-            f"pushing to hf://{repo_id} was interrupted: {type(error).__name__}: {error}. The Hub "
-            "makes a commit whole or not at all, so the repository is still at its previous "
-            "commit; push again."
+            f"pushing to hf://{repo_id} was interrupted: {type(transfer_error).__name__}: "
+            f"{str(transfer_error).rstrip('.')}. The Hub makes a commit whole or not at all, so the repository is "
+            "still at its previous commit; push again (files already uploaded are not sent twice)."
         ) from error
     return info.commit_url
