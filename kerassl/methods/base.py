@@ -409,6 +409,11 @@ class SSLMethod(keras.Model):
         run's length first (DINO sizes its momentum schedule) overrides
         `before_fit` instead; one whose data must be converted before Keras
         reads it (CLIP tokenizes captions) overrides `prepared_data`.
+
+        With NumPy data, `shuffle=True` (the default) and a `seed`, the order of
+        epoch `e` is drawn from `(seed, e)` rather than from the process's random
+        state (`kerassl.methods.resume.SeededOrder`), so a run resumed by
+        `kerassl.backup_and_restore` sees the batches an uninterrupted run sees.
         """
         with self.prepared_data(x, y, kwargs) as (x, y, kwargs):
             self.before_fit(x, **kwargs)

@@ -11,10 +11,18 @@ def backup_and_restore(directory, save_freq="epoch"):
     the same script again after a crash or a SIGKILL: training continues from
     the last backup with every weight, optimizer slot, schedule counter and
     random state (augmenters, masks, noise) as they were, so with the same seed
-    and a data order that does not depend on the process (`shuffle=False`, or a
-    dataset seeded per epoch) it ends with the weights of an uninterrupted run.
-    Methods build on `compile` when the encoder declares its input shape, as
-    the callback requires.
+    it ends with the weights of an uninterrupted run. Methods build on
+    `compile` when the encoder declares its input shape, as the callback
+    requires.
+
+    The data order must not depend on the process either. For NumPy data that
+    holds with `shuffle=True` too (Keras's default) as long as the method has a
+    `seed`: `fit` then feeds epoch `e` in the order
+    `np.random.default_rng([seed, e]).permutation(n)` (`SeededOrder`), the same
+    in the resumed process, different in every epoch. A `tf.data` dataset or a
+    generator must seed its shuffle per epoch itself; with `steps_per_epoch=`
+    or without a seed Keras shuffles NumPy data with the process's random state
+    and the resumed epochs see other batches.
 
     With `save_freq="epoch"` (the default) a run killed mid-epoch repeats that
     epoch from its start. An integer `save_freq` backs up every that many
@@ -33,7 +41,7 @@ def backup_and_restore(directory, save_freq="epoch"):
     ```python
     model = kerassl.SimCLR(kerassl.backbones.resnet18(input_shape=(32, 32, 3)), seed=0)
     model.compile(optimizer="adam")
-    model.fit(images, epochs=100, shuffle=False,
+    model.fit(images, epochs=100, batch_size=256,  # shuffle=True: the order follows seed=0
               callbacks=[kerassl.backup_and_restore("runs/simclr/backup")])
     ```
 
