@@ -103,10 +103,6 @@ class SeededOrder(keras.utils.PyDataset):
         self.seed = int(seed)
         self.steps_per_epoch = -(-self.count // self.batch_size)
         self.first_epoch = 0
-        # Until the first epoch begins Keras only inspects batches 0 and 1 for their
-        # shapes (TensorFlow fixes a dimension that agrees in both); batch 1 is then
-        # the epoch's last one, so a smaller last batch still fits the signature.
-        self.inspecting = True
         self._orders = {}  # epoch -> permutation; Keras reads at most two epochs at once
 
     def order(self, epoch):
@@ -124,8 +120,6 @@ class SeededOrder(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         epoch, step = divmod(int(index), self.steps_per_epoch)
-        if self.inspecting and index == 1:
-            epoch, step = 0, self.steps_per_epoch - 1
         rows = self.order(self.first_epoch + epoch)[step * self.batch_size : (step + 1) * self.batch_size]
         return keras.tree.map_structure(lambda array: array[rows], self.data)
 
@@ -140,12 +134,10 @@ class StartEpoch(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.started = False
-        self.dataset.inspecting = True
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self.started:  # before Keras creates the first epoch's iterator
             self.dataset.first_epoch = int(epoch)
-            self.dataset.inspecting = False
             self.started = True
 
 
@@ -153,8 +145,9 @@ def seeded_order(x, y, seed, fit_kwargs, steps_per_execution=1):
     """`(x, y, fit_kwargs)` with NumPy data wrapped in a `SeededOrder`, or unchanged.
 
     Wraps only when the order is Keras's to choose and ours would be exact:
-    `shuffle=True`, a seed, every array NumPy, no `steps_per_epoch`, and a
-    `steps_per_execution` that divides the batches of an epoch. A
+    `shuffle=True`, a seed, every array NumPy, no `steps_per_epoch`, batches of
+    more than one image, and a `steps_per_execution` that divides the batches of
+    an epoch. A
     `validation_split` is taken from the end of the arrays first, as Keras does.
     """
     kwargs = dict(fit_kwargs)
@@ -177,6 +170,10 @@ def seeded_order(x, y, seed, fit_kwargs, steps_per_execution=1):
             parts = keras.tree.map_structure(lambda a: a[:cut], parts)
             kwargs["validation_data"] = val
     batch_size = kwargs.pop("batch_size", None) or 32
+    if min(batch_size, count) < 2:
+        # Keras's own path keeps a batch of 1 in the static shape, where the contrastive
+        # losses refuse it with a clear error; a PyDataset's batch dimension is unknown.
+        return x, y, fit_kwargs
     dataset = SeededOrder(parts, batch_size, seed)
     if dataset.steps_per_epoch % max(int(steps_per_execution), 1):
         return x, y, fit_kwargs
