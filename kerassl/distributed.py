@@ -367,3 +367,50 @@ def clip_after_summing(optimizer):
             )
         inner._clip_gradients = types.MethodType(_clip_summed_gradients, inner)
     return optimizer
+
+
+def _multi_worker():
+    """True inside a `MultiWorkerMirroredStrategy` that spans several workers."""
+    if keras.config.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", lambda: True)
+    return bool(in_multi_worker_mode())
+
+
+def logs_for_multi_worker(logs):
+    """A training step's logs in the shape Keras 3 can reduce across workers.
+
+    Under a `MultiWorkerMirroredStrategy` spanning several workers, Keras 3.15
+    reduces each replica's logs with `strategy.reduce("MEAN", value, axis=0)`
+    (`reduce_per_replica` in keras/src/backend/tensorflow/trainer.py), which
+    fails on the scalar metrics every step returns ("Invalid reduction
+    dimension 0 for input with 0 dimensions", tensorflow#72388). Giving each
+    value a leading axis of length 1 makes that reduction the mean over
+    replicas, the same as `MirroredStrategy`'s. Elsewhere the logs are returned
+    as they are. `SSLMethod.train_step` and `test_step` call it.
+
+    Args:
+        logs: dict of metric values.
+
+    Returns:
+        dict.
+
+    Example:
+    ```python
+    def train_step(self, *args):
+        return distributed.logs_for_multi_worker(super().train_step(*args))
+    ```
+
+    Reference: https://github.com/tensorflow/tensorflow/issues/72388
+    """
+    if not isinstance(logs, dict) or not _multi_worker():
+        return logs
+    return {
+        name: keras.ops.reshape(value, (1,)) if len(getattr(value, "shape", (0,))) == 0 else value
+        for name, value in logs.items()
+    }

@@ -437,11 +437,11 @@ class SSLMethod(keras.Model):
         # Under a TensorFlow strategy every replica would otherwise draw the
         # same views and masks for its slice (mirrored seed states).
         distributed.per_replica_random_streams(self)
-        return super().train_step(*args, **kwargs)
+        return distributed.logs_for_multi_worker(super().train_step(*args, **kwargs))
 
     def test_step(self, *args, **kwargs):
         distributed.per_replica_random_streams(self)
-        return super().test_step(*args, **kwargs)
+        return distributed.logs_for_multi_worker(super().test_step(*args, **kwargs))
 
     def _compute_loss(self, *args, **kwargs):
         # Keras' train and test steps call this wrapper of `compute_loss`. Under a
