@@ -102,3 +102,10 @@ def test_fit_reports_the_auto_choice_once_when_verbose(capsys):
     model.compile(optimizer="sgd", jit_compile=model.jit_compile)  # explicit: nothing to report
     model.fit(images, batch_size=8, epochs=1, verbose=2)
     assert "kerassl: jit_compile" not in capsys.readouterr().out
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow" or CPU_ONLY, reason="TensorFlow with a GPU")
+def test_compile_auto_with_a_gpu_is_xla_for_every_architecture():
+    for model in (tiny_simclr(), tiny_mae()):
+        model.compile(optimizer="sgd")
+        assert model.jit_compile is True and "GPU" in model.jit_compile_reason
