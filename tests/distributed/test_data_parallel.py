@@ -330,6 +330,7 @@ def replica_views_and_states(monkeypatch=None, streams=True):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(mae_module, "random_masking", recorded_masking)
             mae_model = mae()
+            mae_model.mask_recorder = masks  # tracked, so JAX's stateless step writes it back
             mae_model.compile(optimizer=sgd())
             mae_model.fit(same, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     per_replica = lambda v: np.array(v).reshape(DEVICES, BATCH // DEVICES, *v.shape[1:])  # noqa: E731
