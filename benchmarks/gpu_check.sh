@@ -11,7 +11,11 @@
 #   finetune    `kerassl.finetune` with XLA ("auto" must pick it on a GPU) against without
 #   throughput  SimCLR (ResNet-18) and DINO (ViT-tiny) against lightly, float32 and bfloat16
 #               (benchmarks/run.py --suite gpu; rows that do not fit in time are left out)
-# Environment: BUDGET_S (470), KERASSL_GPU_VENV, STAGES (a subset, in order), OUT.
+#               The rows: SimCLR (ResNet-18) and DINO (ViT-tiny), kerassl on TensorFlow with XLA
+#               and lightly, each in float32 and bfloat16 (8 rows, MAE left out for time).
+# Environment: BUDGET_S (470), KERASSL_GPU_VENV, STAGES (a subset, in order), OUT,
+#   DRY_RUN=1: check the script without a GPU or network (bash -n, the stage plan and
+#   its limits, the throughput rows run.py would run); runs nothing else.
 # Results: $OUT/gpu_check.json (or benchmarks/results/gpu_check-<date>.json): every stage's
 # exit status, seconds and last lines of output, the devices, and the throughput rows.
 set -u
@@ -108,17 +112,33 @@ assert out["auto_resolves_to"] is True, "jit_compile='auto' must pick XLA on a G
 EOF
 }
 
+THROUGHPUT_ARGS=(--suite gpu --only throughput --sides kerassl,lightly
+  --rows "kerassl tensorflow jit on,lightly loader+step" --skip mae
+  --warmup-steps 3 --timed-steps 10 --timeout 60)
+
 throughput() {
-  local sides=kerassl,lightly
   # The peer needs torch + lightly (benchmarks/.peer-venv, made on first use, needs pip access).
-  KERAS_BACKEND=tensorflow "$PY" benchmarks/run.py --suite gpu --only throughput --sides "$sides" \
-    --rows "kerassl tensorflow jit on float32,kerassl tensorflow jit on bfloat16,lightly loader+step" \
-    --warmup-steps 3 --timed-steps 10 --timeout 90 --out "$WORK/throughput"
+  KERAS_BACKEND=tensorflow "$PY" benchmarks/run.py "${THROUGHPUT_ARGS[@]}" --out "$WORK/throughput" "$@"
 }
 
 export -f install devices tests finetune throughput
 export PY VENV WORK
 declare -A LIMIT=([install]=170 [devices]=60 [tests]=110 [finetune]=60 [throughput]=170)
+
+if [ "${DRY_RUN:-0}" = 1 ]; then
+  bash -n "$0" || exit 1
+  total=0
+  for name in ${STAGES:-install devices tests finetune throughput}; do
+    [ -n "${LIMIT[$name]:-}" ] || { echo "unknown stage $name"; exit 1; }
+    echo "stage $name: limit ${LIMIT[$name]} s"; total=$((total + LIMIT[$name]))
+  done
+  echo "limits add up to $total s; the run stops at BUDGET_S=$BUDGET_S s (later stages get what is left)"
+  # The rows, with the Python at hand when the GPU venv is not there yet.
+  [ -x "$PY" ] || PY=${DRY_RUN_PYTHON:-python3}
+  throughput --dry-run || exit 1
+  rm -rf "$WORK"
+  exit 0
+fi
 # STAGES="devices tests" runs a subset (e.g. with an existing KERASSL_GPU_VENV).
 for name in ${STAGES:-install devices tests finetune throughput}; do
   stage "$name" "${LIMIT[$name]}" "$name"

@@ -187,20 +187,24 @@ def simclr_throughput_rows(suite, backend):
 
 
 def vit_throughput_rows(suite, backend, method):
-    """One ViT method's rows ("mae ..." or "dino ..."), float32 only."""
+    """One ViT method's rows ("mae ..." or "dino ..."): float32, and bfloat16 too on a GPU."""
     if SUITES[suite]["full_grid"]:
         kerassl = [("tensorflow", False), ("tensorflow", True), ("jax", True)]
     else:
         kerassl = [(backend, backend == "jax")]
-    rows = [
-        (f"{method} kerassl {name} jit {'on' if jit else 'off'} float32", "kerassl",
-         {"method": method, "backend": name, "jit_compile": jit}, {})
-        for name, jit in kerassl
-    ]
-    return rows + [
-        (f"{method} lightly loader+step float32", "lightly", {"method": method, "mode": "loader"}, {}),
-        (f"{method} lightly step alone float32", "lightly", {"method": method, "mode": "step"}, {}),
-    ]
+    rows = []
+    for precision in ("float32", "bfloat16") if suite == "gpu" else ("float32",):
+        rows += [
+            (f"{method} kerassl {name} jit {'on' if jit else 'off'} {precision}", "kerassl",
+             {"method": method, "backend": name, "jit_compile": jit, "precision": precision}, {})
+            for name, jit in kerassl
+        ] + [
+            (f"{method} lightly loader+step {precision}", "lightly",
+             {"method": method, "mode": "loader", "precision": precision}, {}),
+            (f"{method} lightly step alone {precision}", "lightly",
+             {"method": method, "mode": "step", "precision": precision}, {}),
+        ]
+    return rows
 
 
 def quality_rows(suite, backend):
@@ -525,6 +529,10 @@ def parse_args(argv=None):
                         help="comma-separated: kerassl, lightly")
     parser.add_argument("--rows", default="",
                         help="run only rows whose name contains one of these comma-separated words")
+    parser.add_argument("--skip", default="",
+                        help="leave out rows whose name contains one of these comma-separated words")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the rows that would run, and exit")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for the results")
     parser.add_argument("--cifar10", default=None, help="path of cifar10-jpeg.tar.gz")
     parser.add_argument("--warmup-steps", type=int, default=None, help="override the suite's")
@@ -569,6 +577,12 @@ def main(argv=None):
         rows += [("quality",) + r for r in quality_rows(args.suite, backend)]
     words = [w.strip() for w in args.rows.split(",") if w.strip()]
     rows = [r for r in rows if r[2] in sides and (not words or any(w in r[1] for w in words))]
+    skipped = [w.strip() for w in args.skip.split(",") if w.strip()]
+    rows = [r for r in rows if not any(w in r[1] for w in skipped)]
+    if args.dry_run:
+        for task, name, side, *_ in rows:
+            print(f"{task}: {name} ({side})")
+        return {"rows": [r[1] for r in rows]}
 
     python_for = {"kerassl": pathlib.Path(sys.executable)}
     if any(r[2] == "lightly" for r in rows):

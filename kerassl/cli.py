@@ -178,8 +178,6 @@ def cmd_pretrain(args):
 
     import kerassl
     from kerassl import backbones, distributed, evaluate
-    from kerassl.evaluate.features import resolve_jit_compile
-
     spec = METHODS[args.method]
     x_train, split = load_images(args.data, args.data_path, args.image_size, args.train_limit)
     if args.knn_every and split is None:
@@ -203,11 +201,11 @@ def cmd_pretrain(args):
             args.optimizer or spec.optimizer, args.learning_rate or spec.learning_rate,
             args.weight_decay, steps,
         )
-        jit_compile = resolve_jit_compile(args.jit_compile, method)
+        # SSLMethod.compile resolves "auto" (kerassl.xla) and prints its choice in fit.
         if spec.class_name == "GAN":
-            method.compile(generator_optimizer=optimizer, jit_compile=jit_compile)
+            method.compile(generator_optimizer=optimizer, jit_compile=args.jit_compile)
         else:
-            method.compile(optimizer=optimizer, jit_compile=jit_compile)
+            method.compile(optimizer=optimizer, jit_compile=args.jit_compile)
         if args.resume and not method.built:
             # BackupAndRestore restores into a built model.
             method.build((None, *x_train.shape[1:]))

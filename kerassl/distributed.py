@@ -17,7 +17,12 @@ already has, and this module is the one place that knows how they differ:
   which Keras applies to compiled `Loss` objects but not to a raw
   `compute_loss`), so the summed gradient equals one device's on the global
   batch. Running statistics (DINO's centre) are averaged with
-  `mean_across_replicas`.
+  `mean_across_replicas`. Two more things differ from one device unless
+  fixed here: every replica would draw the same augmentations and masks (its
+  `SeedGenerator` states are mirrored copies; `per_replica_random_streams`
+  folds the replica index into each drawn seed), and Keras clips each
+  replica's gradient before the cross-replica sum (`clip_after_summing`
+  clips the sum instead).
 
 All helpers are identities on one device, outside a strategy and on JAX and
 torch, so a method calls them unconditionally. The TensorFlow replica-context
@@ -38,7 +43,15 @@ section 2.2 ("Global BN") and appendix B.1 (negatives gathered across cores);
 lightly issue 1528 (a gather whose gradient was not summed over replicas).
 """
 
+import types
+
 import keras
+
+# Replica r draws with seed (s + r * REPLICA_SEED_STRIDE, counter) where one
+# device draws with (s, counter): the golden-ratio constant of Fibonacci
+# hashing, so the replicas of one generator land far apart from the seeds
+# kerassl gives its other generators (seed, seed + 1, seed + 100, ...).
+REPLICA_SEED_STRIDE = 0x9E3779B1
 
 
 def _replica_context():
@@ -217,3 +230,187 @@ def gather_batch(*tensors):
         return (*([None] * len(tensors)), 0)
     rows = keras.ops.shape(tensors[0])[0]
     return (*(all_gather(t) for t in tensors), replica_index() * rows)
+
+
+def _replica_folded_next(generator, ordered=True):
+    """`SeedGenerator.next` with this replica's index folded into the seed it returns.
+
+    The state advances exactly as on one device (every replica makes the same
+    draws), so saved states, resume and single-device runs are unchanged;
+    only the seed handed to the random op differs by replica (replica 0
+    keeps the seed one device would use).
+    """
+    seed = type(generator).next(generator, ordered)
+    context = _replica_context()
+    if context is None:
+        return seed
+    import tensorflow as tf
+
+    replica = tf.cast(context.replica_id_in_sync_group, seed.dtype)
+    return seed + tf.stack([replica * REPLICA_SEED_STRIDE, tf.zeros_like(replica)])
+
+
+def per_replica_random_streams(model):
+    """Makes every replica of a TensorFlow strategy draw its own augmentations, masks and noise.
+
+    Under `MirroredStrategy` each `keras.random.SeedGenerator` state is a
+    mirrored variable: every replica reads the same state, so without this
+    every replica would draw the same crops, flips, masks and dropout for its
+    slice, and the global batch would repeat one slice's randomness
+    `num_replicas()` times, which one device never does. This makes each
+    generator of `model` (kerassl's augmenters and masks and Keras' own
+    random layers alike) fold the replica index into the seed of each draw.
+    It changes nothing on one device, outside a strategy, and on JAX, whose
+    `DataParallel` step draws once for the global batch. `SSLMethod` calls it
+    at the start of every training and evaluation step; it is idempotent.
+
+    Args:
+        model: a Keras layer or model.
+
+    Returns:
+        The number of seed generators it now covers.
+
+    Example:
+    ```python
+    with tf.distribute.MirroredStrategy().scope():
+        model = kerassl.SimCLR(encoder)
+        model.compile("adamw")
+    model.fit(images, batch_size=512)  # each replica crops its 128 images its own way
+    ```
+
+    Reference: TensorFlow's guide "Random number generation", section
+    "Creating generators inside a tf.distribute.Strategy scope" (replicas
+    must be given distinct streams explicitly).
+    """
+    count = 0
+    for layer in model._flatten_layers(include_self=True):
+        for generator in getattr(layer, "_seed_generators", ()):
+            if not isinstance(generator.__dict__.get("next"), types.MethodType):
+                generator.next = types.MethodType(_replica_folded_next, generator)
+            count += 1
+    return count
+
+
+def _clips(optimizer):
+    return any(getattr(optimizer, name, None) for name in ("clipnorm", "clipvalue", "global_clipnorm"))
+
+
+def _clip_summed_gradients(optimizer, grads):
+    """The optimizer's own clipping, applied to the gradient summed over replicas.
+
+    Keras' `BaseOptimizer._backend_apply_gradients` clips, then the TensorFlow
+    optimizer sums the replicas' gradients: each replica's share is clipped on
+    its own. Here the replicas' gradients are summed first (one extra
+    all-reduce), clipped as one device would, and divided by the replica
+    count, so the optimizer's own sum gives back the clipped sum.
+    """
+    clip = type(optimizer)._clip_gradients
+    context = _replica_context()
+    if context is None or not _clips(optimizer):
+        return clip(optimizer, grads)
+    import tensorflow as tf
+
+    present = [i for i, g in enumerate(grads) if g is not None]
+    dense = [tf.convert_to_tensor(grads[i]) for i in present]
+    summed = context.all_reduce(tf.distribute.ReduceOp.SUM, dense)
+    clipped = clip(optimizer, list(summed))
+    share = 1.0 / context.num_replicas_in_sync
+    result = list(grads)
+    for index, gradient in zip(present, clipped):
+        result[index] = gradient * tf.cast(share, gradient.dtype)
+    return result
+
+
+def clip_after_summing(optimizer):
+    """Makes `clipnorm`, `global_clipnorm` and `clipvalue` act on the gradient summed over replicas.
+
+    Keras 3 (`keras/src/optimizers/base_optimizer.py`, `_backend_apply_gradients`)
+    clips each replica's gradient inside the replica, and only then does the
+    TensorFlow optimizer sum them (`_all_reduce_sum_gradients`): with 4
+    replicas a `global_clipnorm=1` update can reach norm 4, and clipping
+    differs from one device whenever any replica's share is clipped. This
+    wraps the optimizer's clipping (and a `LossScaleOptimizer`'s inner
+    optimizer's) so the sum is clipped instead, the same update as one
+    device on the global batch. It costs one more all-reduce of the
+    gradients, only in steps that clip, under a strategy with several
+    replicas; elsewhere (one device, JAX, whose step sees the global batch)
+    clipping is Keras' own. `SSLMethod.compile` calls it.
+
+    Args:
+        optimizer: a Keras optimizer.
+
+    Returns:
+        `optimizer`.
+
+    Example:
+    ```python
+    with tf.distribute.MirroredStrategy().scope():
+        model = kerassl.SimCLR(encoder)
+        model.compile(keras.optimizers.AdamW(1e-3, global_clipnorm=1.0))  # clips the summed gradient
+    ```
+
+    Reference: keras-team/keras, `BaseOptimizer._backend_apply_gradients` and
+    `TFOptimizer._backend_update_step` (Keras 3.15).
+    """
+    if keras.config.backend() != "tensorflow":
+        return optimizer
+    for inner in (optimizer, getattr(optimizer, "inner_optimizer", None)):
+        if inner is None or isinstance(inner.__dict__.get("_clip_gradients"), types.MethodType):
+            continue
+        if not callable(getattr(type(inner), "_clip_gradients", None)):
+            if not _clips(inner):
+                continue
+            raise NotImplementedError(
+                f"{type(inner).__name__} has no `_clip_gradients` (a Keras newer than 3.15?): "
+                "kerassl cannot make it clip the gradient summed over replicas. Clip without "
+                "the optimizer, or train on one device or on JAX's DataParallel."
+            )
+        inner._clip_gradients = types.MethodType(_clip_summed_gradients, inner)
+    return optimizer
+
+
+def _multi_worker():
+    """True inside a `MultiWorkerMirroredStrategy` that spans several workers."""
+    if keras.config.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", lambda: True)
+    return bool(in_multi_worker_mode())
+
+
+def logs_for_multi_worker(logs):
+    """A training step's logs in the shape Keras 3 can reduce across workers.
+
+    Under a `MultiWorkerMirroredStrategy` spanning several workers, Keras 3.15
+    reduces each replica's logs with `strategy.reduce("MEAN", value, axis=0)`
+    (`reduce_per_replica` in keras/src/backend/tensorflow/trainer.py), which
+    fails on the scalar metrics every step returns ("Invalid reduction
+    dimension 0 for input with 0 dimensions", tensorflow#72388). Giving each
+    value a leading axis of length 1 makes that reduction the mean over
+    replicas, the same as `MirroredStrategy`'s. Elsewhere the logs are returned
+    as they are. `SSLMethod.train_step` and `test_step` call it.
+
+    Args:
+        logs: dict of metric values.
+
+    Returns:
+        dict.
+
+    Example:
+    ```python
+    def train_step(self, *args):
+        return distributed.logs_for_multi_worker(super().train_step(*args))
+    ```
+
+    Reference: https://github.com/tensorflow/tensorflow/issues/72388
+    """
+    if not isinstance(logs, dict) or not _multi_worker():
+        return logs
+    return {
+        name: keras.ops.reshape(value, (1,)) if len(getattr(value, "shape", (0,))) == 0 else value
+        for name, value in logs.items()
+    }

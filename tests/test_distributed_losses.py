@@ -69,3 +69,24 @@ def test_helpers_are_identities_on_one_device():
     assert distributed.scale_for_replicas(x) is x and distributed.replica_index() == 0
     assert distributed.gather_batch(x, x) == (None, None, 0)
     assert distributed.check_batch_divides(7) == 1
+
+
+def test_random_streams_and_clipping_change_nothing_on_one_device():
+    """One device: a covered SeedGenerator draws what an untouched one draws, its state
+    advances the same, and a clipping optimizer clips as Keras does."""
+    covered, plain = keras.random.SeedGenerator(7), keras.random.SeedGenerator(7)
+    layer = keras.layers.Layer()
+    layer.generator = covered
+    assert distributed.per_replica_random_streams(layer) == 1
+    assert distributed.per_replica_random_streams(layer) == 1  # idempotent
+    for _ in range(2):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(keras.random.uniform((5,), seed=covered)),
+            keras.ops.convert_to_numpy(keras.random.uniform((5,), seed=plain)),
+        )
+    np.testing.assert_array_equal(np.array(covered.state), np.array(plain.state))
+    grads = [keras.ops.convert_to_tensor(np.full((3,), 4.0, "float32"))]
+    optimizer = distributed.clip_after_summing(keras.optimizers.SGD(global_clipnorm=1.0))
+    clipped = keras.ops.convert_to_numpy(optimizer._clip_gradients(grads)[0])
+    np.testing.assert_allclose(clipped, np.full((3,), 1 / np.sqrt(3)), rtol=1e-6)
+    assert distributed.logs_for_multi_worker({"loss": 1.0}) == {"loss": 1.0}

@@ -1,6 +1,7 @@
 """`jit_compile="auto"`: XLA on a GPU; on a CPU, what measured fastest per architecture."""
 
 import keras
+import numpy as np
 import pytest
 
 import kerassl
@@ -44,3 +45,67 @@ def test_explicit_choices_win():
     assert resolve_jit_compile(False, tiny_vit()) is False
     assert resolve_jit_compile(True, tiny_encoder()) is True
     assert resolve_jit_compile("false") is False and resolve_jit_compile("true") is True
+
+
+# -- SSLMethod.compile: the Python API's "auto" -------------------------------------------
+def tiny_mae():
+    return kerassl.MAE(tiny_vit(), decoder_dim=16, decoder_depth=1, decoder_num_heads=2, seed=0)
+
+
+def tiny_simclr():
+    return kerassl.SimCLR(tiny_encoder(), projection_hidden_dim=16, projection_dim=8, seed=0)
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow" or not CPU_ONLY, reason="TensorFlow on a CPU")
+def test_compile_auto_on_a_tensorflow_cpu_is_kerassls_rule_not_keras():
+    """Keras' own "auto" is False on every CPU; kerassl's is True for a ViT there."""
+    mae = tiny_mae()
+    mae.compile(optimizer="sgd")
+    assert mae.jit_compile is True
+    assert "Vision Transformer" in mae.jit_compile_reason
+    simclr = tiny_simclr()
+    simclr.compile(optimizer="sgd")
+    assert simclr.jit_compile is False
+    assert "oneDNN" in simclr.jit_compile_reason
+
+
+@pytest.mark.skipif(keras.config.backend() != "jax", reason="JAX")
+def test_compile_auto_on_jax_is_jit():
+    model = tiny_simclr()
+    model.compile(optimizer="sgd")
+    assert model.jit_compile is True and "JAX" in model.jit_compile_reason
+
+
+def test_compile_keeps_an_explicit_choice():
+    mae = tiny_mae()
+    mae.compile(optimizer="sgd", jit_compile=False)
+    assert mae.jit_compile is False and mae.jit_compile_reason == "asked for explicitly"
+    simclr = tiny_simclr()
+    simclr.compile(optimizer="sgd", jit_compile=True)
+    assert simclr.jit_compile is True
+    simclr.compile(optimizer="sgd", jit_compile="false")  # as from a command line
+    assert simclr.jit_compile is False
+    with pytest.raises(ValueError, match='"auto", True or False'):
+        simclr.compile(optimizer="sgd", jit_compile="yes")
+
+
+def test_fit_reports_the_auto_choice_once_when_verbose(capsys):
+    images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3)).astype("uint8")
+    model = tiny_simclr()
+    model.compile(optimizer="sgd")
+    model.fit(images, batch_size=8, epochs=1, verbose=0)
+    assert "jit_compile" not in capsys.readouterr().out
+    model.fit(images, batch_size=8, epochs=1, verbose=2)
+    model.fit(images, batch_size=8, epochs=1, verbose=2)
+    out = capsys.readouterr().out
+    assert out.count(f"kerassl: jit_compile='auto' -> {model.jit_compile} (") == 1, out
+    model.compile(optimizer="sgd", jit_compile=model.jit_compile)  # explicit: nothing to report
+    model.fit(images, batch_size=8, epochs=1, verbose=2)
+    assert "kerassl: jit_compile" not in capsys.readouterr().out
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow" or CPU_ONLY, reason="TensorFlow with a GPU")
+def test_compile_auto_with_a_gpu_is_xla_for_every_architecture():
+    for model in (tiny_simclr(), tiny_mae()):
+        model.compile(optimizer="sgd")
+        assert model.jit_compile is True and "GPU" in model.jit_compile_reason

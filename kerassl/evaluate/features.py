@@ -9,52 +9,8 @@ import numpy as np
 
 from kerassl.images import check_image_shape, check_numpy_images, to_float_images
 from kerassl.registry import register
-
-
-def resolve_jit_compile(jit_compile="auto", model=None):
-    """Resolves `jit_compile="auto"` to a bool for the current backend, device and model.
-
-    JAX: always True (without jit it runs op by op). TensorFlow: True on a GPU;
-    on a CPU, what measured fastest for the architecture (benchmarks/README.md):
-    True for a model holding a kerassl Vision Transformer (matmuls, which XLA's
-    CPU backend runs well: MAE 1.48x, DINO 1.36x faster) unless one of its layers
-    cannot be compiled, False otherwise (ResNets: XLA's CPU convolution backward
-    pass is slower than oneDNN's, 31 against 54 images/s). Torch: False.
-
-    Args:
-        jit_compile: "auto" or bool (or "true"/"false" from a command line).
-        model: keras model or None. The model to be compiled; None: no
-            architecture is known, so a CPU gets False.
-
-    Example:
-    >>> from kerassl.finetune import resolve_jit_compile
-    >>> resolve_jit_compile("auto")  # TensorFlow on a CPU
-    False
-    """
-    if isinstance(jit_compile, str) and jit_compile.lower() in ("true", "false", "1", "0"):
-        return jit_compile.lower() in ("true", "1")
-    if jit_compile != "auto":
-        return bool(jit_compile)
-    backend = keras.config.backend()
-    if backend == "jax":
-        return True
-    if backend == "tensorflow":
-        try:
-            if keras.distribution.list_devices("gpu"):
-                return True
-        except Exception:  # no GPU platform registered at all
-            pass
-        return model is not None and _xla_is_faster_on_cpu(model)
-    return False
-
-
-def _xla_is_faster_on_cpu(model):
-    from kerassl.backbones.vit import VisionTransformer
-
-    layers = list(model._flatten_layers(include_self=True))
-    if not all(getattr(layer, "supports_jit", True) for layer in layers):
-        return False
-    return any(isinstance(layer, VisionTransformer) for layer in layers)
+# resolve_jit_compile lived here; kerassl.xla is its home, below the methods that use it.
+from kerassl.xla import resolve_jit_compile  # noqa: F401
 
 
 @register

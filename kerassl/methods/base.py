@@ -13,6 +13,7 @@ from kerassl.images import check_numpy_images, to_float_images
 from kerassl.methods.resume import seeded_order
 from kerassl.nonfinite import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: F401  (public here too)
 from kerassl.registry import register
+from kerassl.xla import explain_jit_compile
 
 
 def encoder_output_rank_error(shape):
@@ -382,9 +383,48 @@ class SSLMethod(keras.Model):
         if shape is not None:
             self.build((None, *shape))
 
-    def compile(self, *args, **kwargs):
-        super().compile(*args, **kwargs)
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        """`keras.Model.compile`, with kerassl's `jit_compile="auto"` and clipping of the summed gradient.
+
+        `jit_compile="auto"` (the default) resolves with
+        `kerassl.xla.explain_jit_compile`: XLA on a GPU and on JAX; on a CPU,
+        on for Vision Transformers and off for convolutional networks (what
+        measured fastest); off under a `tf.distribute` strategy with several
+        replicas, as Keras does. An explicit True or False is kept. The choice
+        is `self.jit_compile`, its reason `self.jit_compile_reason`, and `fit`
+        prints both once when `verbose` is on.
+
+        Under a TensorFlow strategy the optimizer's `clipnorm`,
+        `global_clipnorm` or `clipvalue` act on the gradient summed over
+        replicas, as on one device (`kerassl.distributed.clip_after_summing`).
+
+        Args:
+            *args: passed to `keras.Model.compile` (`optimizer` first).
+            jit_compile: "auto", True or False (or "true"/"false").
+            **kwargs: passed to `keras.Model.compile`.
+
+        Example:
+        ```python
+        model = kerassl.MAE(kerassl.backbones.vit_tiny(input_shape=(32, 32, 3)))
+        model.compile("adamw")          # TensorFlow on a CPU: model.jit_compile is True (a ViT)
+        model.compile("adamw", jit_compile=False)  # kept
+        ```
+        """
+        choice, reason = explain_jit_compile(jit_compile, self)
+        if kwargs.get("run_eagerly") and choice:
+            choice, reason = False, "run_eagerly=True"
+        super().compile(*args, jit_compile=choice, **kwargs)
+        self.jit_compile_reason = reason
+        self._jit_choice_reported = jit_compile != "auto"
+        if getattr(self, "optimizer", None) is not None:
+            distributed.clip_after_summing(self.optimizer)
         self.build_from_encoder()
+
+    def report_jit_compile(self, verbose):
+        """Prints the XLA choice of `jit_compile="auto"` once per `compile`, when `verbose` is on."""
+        if verbose and not getattr(self, "_jit_choice_reported", True):
+            self._jit_choice_reported = True
+            print(f"kerassl: jit_compile='auto' -> {self.jit_compile} ({self.jit_compile_reason})")
 
     def compile_from_config(self, config):
         # Keras skips restoring the compile state of models that override
@@ -394,6 +434,16 @@ class SSLMethod(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     # -- training ----------------------------------------------------------
+    def train_step(self, *args, **kwargs):
+        # Under a TensorFlow strategy every replica would otherwise draw the
+        # same views and masks for its slice (mirrored seed states).
+        distributed.per_replica_random_streams(self)
+        return distributed.logs_for_multi_worker(super().train_step(*args, **kwargs))
+
+    def test_step(self, *args, **kwargs):
+        distributed.per_replica_random_streams(self)
+        return distributed.logs_for_multi_worker(super().test_step(*args, **kwargs))
+
     def _compute_loss(self, *args, **kwargs):
         # Keras' train and test steps call this wrapper of `compute_loss`. Under a
         # TensorFlow strategy the optimizer sums the replicas' gradients and Keras
@@ -424,6 +474,7 @@ class SSLMethod(keras.Model):
                 distributed.check_batch_divides(min(batch_size, count))
                 if count > batch_size and count % batch_size:
                     distributed.check_batch_divides(count % batch_size, "the last batch's size")
+            self.report_jit_compile(kwargs.get("verbose", "auto"))
             callbacks = list(kwargs.pop("callbacks", None) or [])
             if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
                 callbacks.append(StopOnNonFiniteLoss())

@@ -300,9 +300,9 @@ class DINO(SSLMethod):
         optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         clips = any(getattr(optimizer, name, None) for name in ("clipnorm", "clipvalue", "global_clipnorm"))
         if self.gradient_clip_norm and not clips and hasattr(optimizer, "clipnorm"):
-            # Under a TensorFlow strategy Keras clips each replica's gradient before
-            # summing them; 1 / replicas of the norm keeps the sum within it.
-            optimizer.clipnorm = self.gradient_clip_norm / distributed.num_replicas()
+            # Under a TensorFlow strategy the summed gradient is clipped, as on one
+            # device (SSLMethod.compile: distributed.clip_after_summing).
+            optimizer.clipnorm = self.gradient_clip_norm
 
     def compile_from_config(self, config):
         # Keras skips restoring the compile state of models that override

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from kerassl import distributed
 from kerassl.backbones.decoders import dcgan_generator, upsampling_stages
 from kerassl.losses.gan import discriminator_loss, generator_loss, sigmoid_cross_entropy  # noqa: F401
 from kerassl.methods.base import SSLMethod, split_inputs
@@ -291,6 +292,7 @@ class GAN(SSLMethod):
                 "objects: each keeps the state of its own network's variables."
             )
         super().compile(optimizer=self.discriminator_optimizer, **kwargs)
+        distributed.clip_after_summing(self.generator_optimizer)
         self.optimizer = _OptimizerPair(self)
         self.optimizer.build()
 
@@ -349,6 +351,7 @@ class GAN(SSLMethod):
         return self.prepare_images(images)
 
     def train_step(self, *args):
+        distributed.per_replica_random_streams(self)
         backend = keras.config.backend()
         if backend == "tensorflow":
             return self._tensorflow_train_step(*args)

@@ -9,7 +9,15 @@ updated weight. Augmentation is the identity (and MAE's masks a function of
 the image), so both runs see the same views: what is compared is the
 distributed arithmetic (gathered negatives, labels offset by replica, the loss
 scaled by 1 / replicas, DINO's centre averaged, BatchNorm statistics over the
-global batch).
+global batch, gradient clipping of the summed gradient).
+
+Random views are not compared with one device: under a MirroredStrategy each
+replica draws its own stream (`distributed.per_replica_random_streams`), so
+4 replicas cannot draw the views one device draws for the same 8 images; that
+is why these comparisons fix the views (identity augmenters, MAE masks from
+the image content). What the streams must do is tested on its own: replicas
+draw different views and masks for identical images, and the seed states
+advance as on one device.
 
 Known limit: with `synchronize_batch_norm` on a DINO whose teacher has
 BatchNorm layers, TensorFlow's collective all-reduce failed (InternalError
@@ -88,8 +96,8 @@ def dino():
         tiny_vit(), head_batch_norm=False, head_hidden_dim=16, head_bottleneck_dim=8, head_output_dim=32,
         num_local_crops=2, local_crop_size=8, global_augmenter=keras.layers.Identity(),
         local_augmenter=keras.layers.Resizing(8, 8), momentum_start=0.9, seed=0,
-        # Keras clips each replica's gradient before summing them (see DINO.compile).
-        gradient_clip_norm=None,
+        # DINO's default clipnorm (3.0) stays on: the summed gradient is clipped
+        # (distributed.clip_after_summing), as on one device.
     )
 
 
@@ -127,7 +135,11 @@ def training_data(name):
     return x
 
 
-def one_step(name, on_devices, initial=None, monkeypatch=None):
+def sgd():
+    return keras.optimizers.SGD(0.5)
+
+
+def one_step(name, on_devices, initial=None, monkeypatch=None, make_optimizer=sgd):
     """(logged loss, weights after one SGD step) of method `name`."""
     keras.utils.set_random_seed(0)
     scope = data_parallel() if on_devices else contextlib.nullcontext()
@@ -144,7 +156,7 @@ def one_step(name, on_devices, initial=None, monkeypatch=None):
         if initial is not None:
             model.set_weights(initial)
         start = [np.array(w) for w in model.get_weights()]
-        model.compile(optimizer=keras.optimizers.SGD(0.5))
+        model.compile(optimizer=make_optimizer())
         if name == "mae":
             masking, holder = content_masking(data)
             original_call = model.masked_forward
@@ -164,12 +176,16 @@ def relative_gap(actual, expected):
     return float(np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-12))
 
 
-def assert_same_step(name, monkeypatch):
+def assert_same_step(name, monkeypatch, make_optimizer=sgd, update_rtol=1e-3):
     """Same loss (1e-5), same weights (1e-5 relative, all weights together) and the same
     update of every weight tensor (1e-3 relative: synchronized BatchNorm sums moments
-    in another order, so single elements move by float32 round-off)."""
-    loss_one, start, after_one = one_step(name, False, monkeypatch=monkeypatch)
-    loss_many, start_many, after_many = one_step(name, True, initial=start, monkeypatch=monkeypatch)
+    in another order, so single elements move by float32 round-off). Returns the loss
+    and the relative gap of the whole update (all float weights together), which must
+    be within `update_rtol`."""
+    loss_one, start, after_one = one_step(name, False, monkeypatch=monkeypatch, make_optimizer=make_optimizer)
+    loss_many, start_many, after_many = one_step(
+        name, True, initial=start, monkeypatch=monkeypatch, make_optimizer=make_optimizer
+    )
     for a, b in zip(start, start_many):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(loss_many, loss_one, rtol=RTOL)
@@ -188,9 +204,11 @@ def assert_same_step(name, monkeypatch):
     assert weight_gap <= RTOL, f"the weights differ by {weight_gap:.2e} (relative)"
     worst = max(update_gaps, key=update_gaps.get)
     assert update_gaps[worst] <= 1e-3, f"the update of {worst} differs by {update_gaps[worst]:.2e}"
+    total_update_gap = relative_gap(flat(after_many) - flat(start), flat(after_one) - flat(start))
     print(f"{name}: loss {loss_one:.6f} vs {loss_many:.6f}, weights {weight_gap:.1e}, "
-          f"worst update {update_gaps[worst]:.1e} relative gap")
-    return loss_one
+          f"worst update {update_gaps[worst]:.1e}, whole update {total_update_gap:.1e} relative gap")
+    assert total_update_gap <= update_rtol, f"the update differs by {total_update_gap:.2e} (relative)"
+    return loss_one, total_update_gap
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -237,3 +255,120 @@ def test_a_batch_that_does_not_divide_by_the_devices_gets_a_clear_error():
             model.fit(images(12), batch_size=6, epochs=1, verbose=0)
         with pytest.raises(ValueError, match="last batch"):
             model.fit(images(10), batch_size=8, epochs=1, verbose=0)
+
+
+# -- gradient clipping ---------------------------------------------------------------
+# Tiny limits, so every variant clips: Keras would clip each replica's share and
+# sum the clipped shares, up to 4 times the limit.
+CLIPPING = {
+    "global_clipnorm": {"global_clipnorm": 1e-3},
+    "clipnorm": {"clipnorm": 1e-3},
+    "clipvalue": {"clipvalue": 1e-5},
+}
+
+
+@pytest.mark.parametrize("clip", sorted(CLIPPING))
+def test_a_clipped_step_on_4_devices_equals_the_clipped_step_on_one_device(clip, monkeypatch):
+    make = lambda: keras.optimizers.SGD(0.5, **CLIPPING[clip])  # noqa: E731
+    assert_same_step("simclr", monkeypatch, make, update_rtol=RTOL)
+
+
+@pytest.mark.skipif(not TENSORFLOW, reason="Keras' per-replica clipping is TensorFlow's")
+def test_clipping_each_replica_before_the_sum_fails_the_comparison(monkeypatch):
+    """Keras 3.15's own order (clip in each replica, then sum) differs from one device."""
+    monkeypatch.setattr(distributed, "clip_after_summing", lambda optimizer: optimizer)
+    make = lambda: keras.optimizers.SGD(0.5, global_clipnorm=1e-3)  # noqa: E731
+    with pytest.raises(AssertionError):
+        assert_same_step("simclr", monkeypatch, make, update_rtol=RTOL)
+
+
+# -- random streams per replica -------------------------------------------------------
+class ViewRecorder(keras.layers.Layer):
+    """Applies `inner` and keeps the global batch of what it returned (every replica's rows)."""
+
+    def __init__(self, inner, shape, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+        self.seen = self.add_weight(
+            shape=shape, initializer="zeros", trainable=False, name="seen",
+            aggregation="only_first_replica",
+        )
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
+
+    def call(self, images, training=True):
+        views = self.inner(images, training=training)
+        self.record(views)
+        return views
+
+    def record(self, values):
+        self.seen.assign(distributed.all_gather(keras.ops.stop_gradient(values)))
+
+
+def replica_views_and_states(monkeypatch=None, streams=True):
+    """One SimCLR step on 8 copies of one image under the strategy, and one MAE step
+    likewise: (views by replica, masks by replica, SimCLR's seed states)."""
+    if not streams:
+        monkeypatch.setattr(distributed, "per_replica_random_streams", lambda model: 0)
+    same = np.repeat(images(1), BATCH, axis=0)
+    keras.utils.set_random_seed(0)
+    with data_parallel():
+        recorder = ViewRecorder(kerassl.augment.simclr_augmenter((16, 16), 3, seed=0), (BATCH, 16, 16, 3))
+        model = kerassl.SimCLR(tiny_encoder(), projection_hidden_dim=16, projection_dim=8, augmenter=recorder, seed=0)
+        model.compile(optimizer=sgd())
+        model.fit(same, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+        masks = ViewRecorder(keras.layers.Identity(), (BATCH, 16))
+        masks.build((None, 16))
+        original = mae_module.random_masking
+
+        def recorded_masking(*args, **kwargs):
+            keep, restore, mask = original(*args, **kwargs)
+            masks.record(mask)
+            return keep, restore, mask
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(mae_module, "random_masking", recorded_masking)
+            mae_model = mae()
+            mae_model.mask_recorder = masks  # tracked, so JAX's stateless step writes it back
+            mae_model.compile(optimizer=sgd())
+            mae_model.fit(same, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    per_replica = lambda v: np.array(v).reshape(DEVICES, BATCH // DEVICES, *v.shape[1:])  # noqa: E731
+    states = [np.array(state) for state in model.random_states()]
+    return per_replica(recorder.seen), per_replica(masks.seen), states
+
+
+def assert_replicas_differ(per_replica, what):
+    for replica in range(1, DEVICES):
+        assert not np.allclose(per_replica[replica], per_replica[0]), (
+            f"replica {replica} drew the same {what} as replica 0 for the same images"
+        )
+
+
+def test_each_replica_draws_its_own_views_and_masks():
+    """TensorFlow: the replica index is folded into each seed. JAX: the DataParallel step
+    draws once for the global batch, so its device slices differ with no help (checked,
+    not assumed)."""
+    views, masks, states = replica_views_and_states()
+    assert views.std() > 0 and masks.sum() > 0, "nothing was recorded"
+    assert_replicas_differ(views, "views")
+    assert_replicas_differ(masks, "MAE masks")
+    # The seed states advance as on one device: resume and saved states are unchanged.
+    keras.utils.set_random_seed(0)
+    model = kerassl.SimCLR(tiny_encoder(), projection_hidden_dim=16, projection_dim=8, seed=0)
+    model.compile(optimizer=sgd())
+    model.fit(np.repeat(images(1), BATCH, axis=0), batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    one_device = [np.array(state) for state in model.random_states()]
+    assert len(one_device) == len(states)
+    for a, b in zip(states, one_device):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not TENSORFLOW, reason="JAX's DataParallel step draws once for the global batch")
+def test_without_per_replica_streams_every_replica_repeats_replica_0(monkeypatch):
+    """The bug the streams fix (and proof that the test above can fail): mirrored seed
+    states give every replica replica 0's draws."""
+    views, masks, _ = replica_views_and_states(monkeypatch, streams=False)
+    for replica in range(1, DEVICES):
+        np.testing.assert_array_equal(views[replica], views[0])
+        np.testing.assert_array_equal(masks[replica], masks[0])
