@@ -260,7 +260,11 @@ def cmd_info(args):
     elif gpus:
         xla = "on: a GPU is visible"
     elif backend == "tensorflow":
-        xla = "per architecture on this CPU (ViTs on, ResNets off)"
+        rule = os.environ.get("KERASSL_XLA_ON_CPU", "auto")
+        xla = (
+            "per architecture on this CPU (ViTs on, ResNets off); off under a multi-replica strategy"
+            if rule == "auto" else f"{rule} on this CPU (KERASSL_XLA_ON_CPU={rule})"
+        )
     else:
         xla = "off"
     lines["XLA (jit_compile='auto')"] = xla

@@ -7,7 +7,14 @@ kerassl's measured that a CPU runs Vision Transformers faster with it and
 ResNets slower (benchmarks/README.md), so it decides per architecture there.
 """
 
+import os
+
 import keras
+
+# KERASSL_XLA_ON_CPU: "auto" (default; the per-architecture rule below), "off" (never
+# on a CPU, as Keras' own "auto") or "on". The test suite sets "off": its tiny models
+# spend longer in XLA's compiler than in their few steps.
+CPU_RULE_VARIABLE = "KERASSL_XLA_ON_CPU"
 
 # Why each choice was made, as `explain_jit_compile` reports it.
 REASONS = {
@@ -19,6 +26,8 @@ REASONS = {
     "no_jit_layer": "TensorFlow on a CPU: a layer cannot be XLA-compiled (supports_jit=False)",
     "conv": "TensorFlow on a CPU, no Vision Transformer: oneDNN measured faster (ResNet-18 54 vs 31 img/s)",
     "unknown": "TensorFlow on a CPU and no model to judge: off",
+    "cpu_off": "TensorFlow on a CPU, KERASSL_XLA_ON_CPU=off",
+    "cpu_on": "TensorFlow on a CPU, KERASSL_XLA_ON_CPU=on",
     "other": "this backend: off",
 }
 
@@ -33,8 +42,9 @@ def explain_jit_compile(jit_compile="auto", model=None):
     Transformer (matmuls, which XLA's CPU backend runs well: MAE 1.48x, DINO
     1.36x faster) unless one of its layers cannot be compiled, False otherwise
     (ResNets: XLA's CPU convolution backward pass is slower than oneDNN's, 31
-    against 54 images/s). Torch: False. An explicit bool (or "true"/"false"
-    from a command line) is returned as it is.
+    against 54 images/s); the environment variable `KERASSL_XLA_ON_CPU` ("on"
+    or "off") replaces that CPU rule. Torch: False. An explicit bool (or
+    "true"/"false" from a command line) is returned as it is.
 
     Args:
         jit_compile: "auto" or bool (or "true"/"false").
@@ -71,6 +81,11 @@ def explain_jit_compile(jit_compile="auto", model=None):
             return True, REASONS["gpu"]
     except Exception:  # no GPU platform registered at all
         pass
+    rule = os.environ.get(CPU_RULE_VARIABLE, "auto").strip().lower() or "auto"
+    if rule not in ("auto", "on", "off"):
+        raise ValueError(f'{CPU_RULE_VARIABLE} must be "auto", "on" or "off"; got {rule!r}.')
+    if rule != "auto":
+        return rule == "on", REASONS[f"cpu_{rule}"]
     if model is None:
         return False, REASONS["unknown"]
     return _cpu_choice(model)

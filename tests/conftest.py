@@ -3,6 +3,12 @@
 import os
 import pathlib
 
+# jit_compile="auto" on a TensorFlow CPU: no XLA here, whatever the architecture
+# (kerassl.xla). Tiny test models spend longer in XLA's compiler than in their few
+# steps: 4 ViT method tests took 90 s of CPU with it against 33 s without.
+# tests/test_jit_auto.py puts the real rule back where it tests it.
+os.environ.setdefault("KERASSL_XLA_ON_CPU", "off")
+
 from tests.conftest_hub import local_hub  # noqa: F401  (must precede keras: sets HF_ENDPOINT)
 
 import keras  # noqa: E402

@@ -200,3 +200,27 @@ def test_smoke_suite_runs_and_writes_results(tmp_path):
     assert "## MAE train-step throughput" in table and "## DINO train-step throughput" in table
     for title in ("SimCLR", "MAE", "DINO"):
         assert f"## {title} kNN accuracy at equal budget" in table
+
+
+def test_the_gpu_check_plans_simclr_and_dino_in_both_precisions_against_lightly(tmp_path):
+    """The rows `benchmarks/gpu_check.sh` asks run.py for (its THROUGHPUT_ARGS), planned
+    without running anything; and the script's own dry run passes."""
+    script = (BENCHMARKS / "gpu_check.sh").read_text()
+    args = [
+        "--suite", "gpu", "--only", "throughput", "--sides", "kerassl,lightly",
+        "--rows", "kerassl tensorflow jit on,lightly loader+step", "--skip", "mae",
+        "--warmup-steps", "3", "--timed-steps", "10", "--timeout", "60",
+    ]
+    assert '--rows "kerassl tensorflow jit on,lightly loader+step" --skip mae' in script
+    planned = run.main([*args, "--out", str(tmp_path), "--dry-run"])["rows"]
+    for method in ("", "dino "):
+        for precision in ("float32", "bfloat16"):
+            assert f"{method}kerassl tensorflow jit on {precision}" in planned
+            assert f"{method}lightly loader+step {precision}" in planned
+    assert len(planned) == 8 and not any("mae" in row for row in planned)
+    dry = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu_check.sh")], capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, DRY_RUN="1", DRY_RUN_PYTHON=sys.executable, KERASSL_GPU_VENV=str(tmp_path / "none")),
+    )
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "dino lightly loader+step bfloat16" in dry.stdout

@@ -20,6 +20,24 @@ def _no_gpu():
 CPU_ONLY = _no_gpu()
 
 
+@pytest.fixture(autouse=True)
+def cpu_rule(monkeypatch):
+    """The real rule (tests/conftest.py turns XLA off on CPUs for the rest of the suite)."""
+    monkeypatch.delenv("KERASSL_XLA_ON_CPU", raising=False)
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow" or not CPU_ONLY, reason="TensorFlow on a CPU")
+def test_the_cpu_rule_can_be_switched_by_environment(monkeypatch):
+    monkeypatch.setenv("KERASSL_XLA_ON_CPU", "off")
+    assert resolve_jit_compile("auto", tiny_vit()) is False
+    monkeypatch.setenv("KERASSL_XLA_ON_CPU", "on")
+    assert resolve_jit_compile("auto", tiny_encoder()) is True
+    assert resolve_jit_compile(False, tiny_encoder()) is False  # explicit still wins
+    monkeypatch.setenv("KERASSL_XLA_ON_CPU", "maybe")
+    with pytest.raises(ValueError, match="KERASSL_XLA_ON_CPU"):
+        resolve_jit_compile("auto", tiny_encoder())
+
+
 def tiny_vit():
     return kerassl.backbones.vit(16, patch_size=4, hidden_dim=16, depth=1, num_heads=2)
 

@@ -64,7 +64,8 @@ class DINO(SSLMethod):
     gradient tensor clipped to norm `gradient_clip_norm`, as DINO's
     `clip_grad=3.0`) unless the optimizer already clips (`clipnorm`,
     `clipvalue` or `global_clipnorm` given); pass `gradient_clip_norm=None`
-    to turn it off.
+    to turn it off. Under a TensorFlow strategy the gradient summed over
+    replicas is clipped, as on one device (`kerassl.distributed.clip_after_summing`).
 
     Logged metrics: `teacher_entropy` (mean entropy of the teacher's target
     distributions: near 0 means one-hot collapse, near log K uniform
