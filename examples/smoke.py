@@ -61,6 +61,9 @@ def start_local_hub():
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         HF_HUB_DISABLE_UPDATE_CHECK="1",
+        # The local Hub takes LFS uploads as the Hub does, but has no Xet storage, and
+        # huggingface_hub uses Xet whenever hf_xet is installed: basic LFS instead.
+        HF_HUB_DISABLE_XET="1",
     )
 
     def stop():

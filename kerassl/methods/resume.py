@@ -147,8 +147,8 @@ def seeded_order(x, y, seed, fit_kwargs, steps_per_execution=1):
     Wraps only when the order is Keras's to choose and ours would be exact:
     `shuffle=True`, a seed, every array NumPy, no `steps_per_epoch`, batches of
     more than one image, and a `steps_per_execution` that divides the batches of
-    an epoch. A
-    `validation_split` is taken from the end of the arrays first, as Keras does.
+    an epoch. A `validation_split` is cut from the end of the arrays first, as
+    Keras cuts it.
     """
     kwargs = dict(fit_kwargs)
     if seed is None or kwargs.get("shuffle", True) is not True or kwargs.get("steps_per_epoch"):
@@ -169,10 +169,12 @@ def seeded_order(x, y, seed, fit_kwargs, steps_per_execution=1):
             val = keras.tree.map_structure(lambda a: a[cut:], parts)
             parts = keras.tree.map_structure(lambda a: a[:cut], parts)
             kwargs["validation_data"] = val
+            count = len(keras.tree.flatten(parts)[0])
     batch_size = kwargs.pop("batch_size", None) or 32
     if min(batch_size, count) < 2:
         # Keras's own path keeps a batch of 1 in the static shape, where the contrastive
-        # losses refuse it with a clear error; a PyDataset's batch dimension is unknown.
+        # losses refuse it with a clear error (a PyDataset's batch axis is unknown), and
+        # reports a split that leaves nothing to train on.
         return x, y, fit_kwargs
     dataset = SeededOrder(parts, batch_size, seed)
     if dataset.steps_per_epoch % max(int(steps_per_execution), 1):
