@@ -76,12 +76,13 @@ class BatchRecorder(kerassl.SimCLR):
         return super().compute_loss(x, y, y_pred, sample_weight, training)
 
 
-def batches_seen(make_encoder, seed, epochs=3, count=18, **fit_kwargs):
+def batches_seen(make_encoder, seed, epochs=3, count=18, fits=1, **fit_kwargs):
     images = np.zeros((count, 16, 16, 3), "uint8")
     images[:, 0, 0, 0] = np.arange(count)
     model = BatchRecorder(make_encoder(), 16, 8, num_classes=4, seed=seed)
     model.compile(optimizer="adam", run_eagerly=True)
-    model.fit(images, np.arange(count) % 4, batch_size=4, epochs=epochs, verbose=0, **fit_kwargs)
+    for _ in range(fits):
+        model.fit(images, np.arange(count) % 4, batch_size=4, epochs=epochs, verbose=0, **fit_kwargs)
     for ids, labels in model.seen:
         assert labels == [i % 4 for i in ids]  # labels travel with their images
     return [ids for ids, _ in model.seen]
@@ -105,6 +106,11 @@ def test_initial_epoch_replays_that_epochs_order(make_encoder):
     full = batches_seen(make_encoder, seed=0)
     resumed = batches_seen(make_encoder, seed=0, initial_epoch=2)
     assert resumed == full[10:]
+
+
+def test_a_second_fit_continues_the_orders_instead_of_replaying_them(make_encoder):
+    # fit(epochs=1) three times sees the orders of one fit(epochs=3), not epoch 0's thrice.
+    assert batches_seen(make_encoder, seed=0, epochs=1, fits=3) == batches_seen(make_encoder, seed=0)
 
 
 def test_shuffle_false_keeps_the_given_order(make_encoder):

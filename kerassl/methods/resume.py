@@ -71,8 +71,10 @@ class SeededOrder(keras.utils.PyDataset):
     `first_epoch + i // steps_per_epoch`: no state has to be set between
     epochs (Keras may create an epoch's iterator, and prefetch from it, before
     that epoch's callbacks run). `first_epoch` is set by `StartEpoch`, the
-    callback `fit` adds, from the first epoch `fit` runs (0, `initial_epoch`,
-    or where `BackupAndRestore` resumes).
+    callback `fit` adds, from the first epoch `fit` runs (`initial_epoch`, or
+    where `BackupAndRestore` resumes); a `fit` that starts at epoch 0 on a model
+    that has already trained continues from the epochs its optimizer has
+    stepped through, so calling `fit` again does not replay the same orders.
 
     Args:
         data: a NumPy array, or a tuple/list/dict of them (nested), as Keras
@@ -137,8 +139,18 @@ class StartEpoch(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self.started:  # before Keras creates the first epoch's iterator
-            self.dataset.first_epoch = int(epoch)
+            self.dataset.first_epoch = int(epoch) or self.epochs_already_trained()
             self.started = True
+
+    def epochs_already_trained(self):
+        # A second `fit` on the same model starts at epoch 0 but continues training:
+        # count the epochs its optimizer has already stepped through, so it draws
+        # new orders instead of replaying the first `fit`'s.
+        optimizer = getattr(self.model, "optimizer", None)
+        iterations = getattr(optimizer, "iterations", None)
+        if iterations is None:
+            return 0
+        return int(keras.ops.convert_to_numpy(iterations)) // self.dataset.steps_per_epoch
 
 
 def seeded_order(x, y, seed, fit_kwargs, steps_per_execution=1):
