@@ -608,7 +608,11 @@ def markdown(report):
             loads = [r["load_before"][0] for s in sides.values() for r in s]
             ratio = f"**{k / l:.2f}**" if k and l else "n/a"
             fmt = lambda v, vs: f"{v:.1f} ({', '.join(f'{x:.1f}' for x in vs)})" if v else "error"  # noqa: E731
-            pairs = ", ".join(f"{a / b:.2f}" for a, b in zip(kv, lv))
+            # A kerassl run and the lightly run right after it (a failed run pairs with nothing).
+            seq = [r for r in report["runs"] if r["method"] == method]
+            pairs = ", ".join(f"{a['images_per_s'] / b['images_per_s']:.2f}" for a, b in zip(seq, seq[1:])
+                              if a["side_key"] == "kerassl" and b["side_key"] == "lightly"
+                              and "images_per_s" in a and "images_per_s" in b)
             cpu_ratio = f"{kc / lc:.2f}" if kc and lc else "n/a"
             rows.append(f"| {TITLES.get(method, method)} | {fmt(k, kv)} | {fmt(l, lv)} | {ratio} | {pairs} | "
                         f"{kc or 0:.1f} | {lc or 0:.1f} | {cpu_ratio} | {min(loads):.1f}-{max(loads):.1f} |")
