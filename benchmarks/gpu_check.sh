@@ -121,9 +121,18 @@ throughput() {
   KERAS_BACKEND=tensorflow "$PY" benchmarks/run.py "${THROUGHPUT_ARGS[@]}" --out "$WORK/throughput" "$@"
 }
 
-export -f install devices tests finetune throughput
+# Opt-in (not in the default STAGES: a full row takes hours): each staple's row of lightly's
+# CIFAR-10 table (batch 512, 200 epochs, kNN k=200), kerassl and lightly, via
+# benchmarks/cifar10_table.py. TABLE_EPOCHS shortens the rows, TABLE_METHODS picks them, e.g.
+#   STAGES="devices cifar10_table" TABLE_EPOCHS=1 BUDGET_S=3600 bash benchmarks/gpu_check.sh
+cifar10_table() {
+  KERAS_BACKEND=tensorflow "$PY" benchmarks/cifar10_table.py --methods "${TABLE_METHODS:-all}" \
+    --epochs "${TABLE_EPOCHS:-200}" --out "$WORK/cifar10_table"
+}
+
+export -f install devices tests finetune throughput cifar10_table
 export PY VENV WORK
-declare -A LIMIT=([install]=170 [devices]=60 [tests]=110 [finetune]=60 [throughput]=170)
+declare -A LIMIT=([install]=170 [devices]=60 [tests]=110 [finetune]=60 [throughput]=170 [cifar10_table]=${TABLE_LIMIT_S:-86400})
 
 if [ "${DRY_RUN:-0}" = 1 ]; then
   bash -n "$0" || exit 1
@@ -149,7 +158,8 @@ import datetime, glob, json, os, sys
 work, results, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
 report = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
           "total_s": int(datetime.datetime.now().timestamp()) - start, "stages": {}}
-for name in ("install", "devices", "tests", "finetune", "throughput"):
+opt_in = ("cifar10_table",) if os.path.exists(os.path.join(work, "cifar10_table.json")) else ()
+for name in ("install", "devices", "tests", "finetune", "throughput") + opt_in:
     path = os.path.join(work, name + ".json")
     stage = json.load(open(path)) if os.path.exists(path) else {"rc": None}
     for line in stage.get("tail", []):
@@ -159,6 +169,9 @@ for name in ("install", "devices", "tests", "finetune", "throughput"):
     report["stages"][name] = stage
 rows = sorted(glob.glob(os.path.join(work, "throughput", "*.json")))
 report["throughput"] = [json.load(open(p)) for p in rows]
+table = os.path.join(work, "cifar10_table", "knn-cifar10.json")
+if os.path.exists(table):
+    report["cifar10_table"] = json.load(open(table))
 report["ok"] = all(s.get("rc") == 0 for s in report["stages"].values())
 name = "gpu_check.json" if os.environ.get("OUT") else f"gpu_check-{report['date'][:10]}.json"
 with open(os.path.join(results, name), "w") as f:

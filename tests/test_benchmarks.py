@@ -224,3 +224,21 @@ def test_the_gpu_check_plans_simclr_and_dino_in_both_precisions_against_lightly(
     )
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "dino lightly loader+step bfloat16" in dry.stdout
+
+
+def test_cifar10_table_smoke_runs_a_staple_row():
+    """`benchmarks/cifar10_table.py --smoke`: a row of lightly's CIFAR-10 table, end to end, tiny."""
+    import cifar10_table
+    import staples_step
+
+    (result,) = cifar10_table.smoke(("byol",))
+    assert result["method"] == "byol" and result["steps"] == 64 // 16
+    for key in ("knn_accuracy", "knn_accuracy_random_init"):
+        assert 0.0 <= result[key] <= 1.0
+    assert np.isfinite(result["history"][-1]["loss"])
+    # Every staple has a row command with the table's settings (batch 512, 200 epochs, k=200).
+    for method in staples_step.METHODS:
+        command = cifar10_table.row_command(method)
+        for flag, value in (("--batch", "512"), ("--epochs", "200"), ("--knn-k", "200"),
+                            ("--recipe", "cifar10"), ("--methods", method)):
+            assert command[command.index(flag) + 1] == value
