@@ -6,11 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-import kerassl
 from kerassl.methods.jigsaw import Jigsaw, cut_tiles, min_hamming_distance, permutation_set
-from tests.conftest import random_images, shared_data_file, tiny_encoder
+from tests.conftest import random_images, tiny_encoder
 from tests.method_harness import run_method_test
-from tests.random_inits import random_init_knn
+from tests.random_inits import mnist_convnet, mnist_knn, mnist_random_inits, mnist_subset
 
 
 def free_size_encoder(input_shape=(None, None, 3)):
@@ -155,19 +154,11 @@ def test_tiles_too_large_or_images_too_small():
 
 def jigsaw_on_mnist(seed=0, epochs=8):
     """Jigsaw (2x2, 24 permutations) on 2,000 MNIST images; kNN as in the RotNet test."""
-    path = shared_data_file("mnist.npz")
-    (x, y), (x_test, y_test) = kerassl.datasets.mnist(path=path, train_limit=2000, test_limit=1000)
-    x_bank, y_bank = x[:1000], y[:1000]
-
-    def knn(encoder):
-        return kerassl.evaluate.knn_accuracy(encoder, x_bank, y_bank, x_test, y_test, k=20, verbose=False)
-
-    def encoder_fn():
-        return kerassl.backbones.small_convnet(input_shape=(None, None, 1), width=16, feature_dim=None)
-
-    result = random_init_knn(encoder_fn, knn, seed)
+    (x, _), _ = mnist_subset()
+    knn = mnist_knn
+    result = mnist_random_inits(seed)
     keras.utils.set_random_seed(seed)
-    model = Jigsaw(encoder_fn(), grid=2, num_permutations=24, hidden_dim=128, seed=seed)
+    model = Jigsaw(mnist_convnet((None, None, 1)), grid=2, num_permutations=24, hidden_dim=128, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(x, batch_size=128, epochs=epochs, verbose=0)
     result.update(accuracy=history.history["puzzle_accuracy"][-1], jigsaw=knn(model.encoder))

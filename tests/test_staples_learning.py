@@ -12,13 +12,14 @@ tests.test_staples_learning [name ...]` prints every method's figures.
 
 import sys
 
-from tests.conftest import shared_data_file  # noqa: I001  (first: it sets up the local Hub before keras)
+from tests.conftest import shared_data_file  # noqa: F401, I001  (first: it sets up the local Hub before keras)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import kerassl  # noqa: E402
+from tests.random_inits import mnist_convnet, mnist_knn, mnist_random_inits, mnist_subset  # noqa: E402
 
 
 def views(seed):
@@ -54,26 +55,17 @@ RECIPES = {
 }
 
 
-def mnist_subset():
-    return kerassl.datasets.mnist(path=shared_data_file("mnist.npz"), train_limit=2000, test_limit=1000)
-
-
 def encoder_fn():
-    return kerassl.backbones.small_convnet((28, 28, 1), width=16, feature_dim=None)
+    return mnist_convnet()
 
 
 def knn_on_mnist(encoder):
-    (x, y), (x_test, y_test) = mnist_subset()
-    return kerassl.evaluate.knn_accuracy(encoder, x[:1000], y[:1000], x_test, y_test, k=20, verbose=False)
+    return mnist_knn(encoder)
 
 
 def random_init_scores(seed=0, count=5):
     """kNN of `count` random-init encoders; the first is the init training starts from."""
-    scores = []
-    for offset in range(count):
-        keras.utils.set_random_seed(seed + offset)
-        scores.append(knn_on_mnist(encoder_fn()))
-    return scores
+    return mnist_random_inits(seed, count)["random_inits"]
 
 
 def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
@@ -120,7 +112,7 @@ MEASURED = {  # name: (margin over the random-init mean, projection dim)
 @pytest.mark.parametrize("name", sorted(MEASURED))
 def test_encoder_beats_random_inits_by_knn_on_mnist(name):
     margin, dim = MEASURED[name]
-    result = staple_on_mnist(name)
+    result = staple_on_mnist(name)  # the random inits are measured once per process
     assert result["embedding_std"] * dim**0.5 > 0.3, result
     assert result["knn"] > result["random_init_mean"] + margin, result
 
