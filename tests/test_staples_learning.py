@@ -105,10 +105,10 @@ def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
 # Each test asserts about half the measured gain over the random-init mean on its backend,
 # and embedding_std * sqrt(dim) > 0.3.
 MEASURED = {  # name: ({backend: margin over the random-init mean}, projection dim)
-    "byol": (dict(tensorflow=0.05, jax=BYOL_JAX_MARGIN), 128),
+    "byol": (dict(tensorflow=0.05, jax=0.0), 128),
     "simsiam": (dict(tensorflow=0.08, jax=0.04), 512),
     "barlow_twins": (dict(tensorflow=0.12, jax=0.10), 512),
-    "vicreg": (dict(tensorflow=0.12, jax=VICREG_JAX_MARGIN), 512),
+    "vicreg": (dict(tensorflow=0.12, jax=0.12), 512),
     "moco_v3": (dict(tensorflow=0.12, jax=0.09), 128),
     "moco_v2": (dict(tensorflow=0.10, jax=0.09), 128),
     "nnclr": (dict(tensorflow=0.10, jax=0.08), 128),
