@@ -96,9 +96,11 @@ def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
 #   byol 0.643 (+0.016; 0.80), simsiam 0.705 (+0.078; 0.99), barlow_twins 0.818 (+0.191; 0.81,
 #   2026-12-04), vicreg 0.824 (+0.197; 0.84), moco_v3 0.806 (+0.179; 1.00), moco_v2 0.810 (+0.183; 0.97),
 #   nnclr 0.794 (+0.167; 1.00), swav 0.731 (+0.104; 0.93).
+# BYOL variants tried on JAX, seed 0: momentum from 0.96 0.622; AdamW(3e-3) 0.654 (+0.027):
+# neither fixes it, so BYOL keeps its recipe and on JAX asserts only that it beats the mean.
 # BYOL on JAX: no backend bug found. With identical initial weights (saved on TF, loaded on
 # JAX) and deterministic views (identity / Rescaling(0.7, 0.1)), BYOL's per-step loss agrees
-# between the backends to 4 decimals over 24 steps (3.9396 -> 0.8872 TF, 0.8871 JAX), and
+# between the backends within 0.004 at each of 24 steps (3.9396 -> 0.8872 TF, 0.8871 JAX), and
 # the EMA teacher equals m t + (1 - m) s exactly on both (BatchNorm moving statistics
 # included in the EMA, as designed). What differs is the random draws (inits, views): from
 # JAX's lucky first init (0.728) the same 320 steps end at 0.643, below that init.
