@@ -400,13 +400,13 @@ def calibrate_batchnorm(encoder, images, batch_size=250, passes=2):
             encoder(images[start : start + batch_size], training=True)
 
 
-def dino_on_cifar10(seed=0, epochs=10):
+def dino_on_cifar10(seed=0, epochs=6):
     """DINO on 10,000 CIFAR-10 images, the recipe of `benchmarks/dino_small_budget.py --data cifar10`.
 
     small_convnet(width 16, 64 features); head 2048-256-2048 with BatchNorm
     (the "auto" default for convnets); 2 global crops, no local crops;
     teacher momentum 0.96 -> 1; SGD(0.9) at 0.06, 1-epoch warm-up then
-    cosine; batch 256; 10 epochs = 400 steps. kNN k=20 with the first 5,000
+    cosine; batch 256; 6 epochs = 240 steps. kNN k=20 with the first 5,000
     training images as bank and 2,000 random test images as queries (the
     benchmark draws its own subset and uses all 10,000 test images).
     """
@@ -445,10 +445,14 @@ def test_convnet_teacher_beats_random_init_by_knn_on_cifar10():
     # and 0.338 mean of 5, teacher 0.406, student 0.408, entropy 2.73 and batch entropy
     # 5.23 of log K = 7.62. The earlier recipe (2 local crops, momentum from 0.99,
     # 6 epochs) gave teacher 0.334 and entropy 6.68; this one at 6 epochs 0.376.
+    # Now 6 epochs (240 steps; CI time: 10 epochs made this the slowest test, 430 s), measured
+    # on TF 2026-12-06 (load 5-7, 582 s wall for the whole function): random inits 0.358,
+    # mean of 5 0.338, teacher 0.383 (+0.044), student 0.387, entropy 4.27 and batch entropy
+    # 6.09 of log K = 7.62. The margin below is about half that gain.
     result = dino_on_cifar10(seed=0)
     log_k = math.log(2048)
     # No collapse: neither one-hot (entropy near 0) nor uniform (near log K), and the
     # targets differ between images (the batch-mean target is flatter than each one).
     assert 0.2 * log_k < result["entropy"] < 0.95 * log_k, result
     assert result["batch_entropy"] > result["entropy"] + 0.3, result
-    assert result["teacher"] > result["random_init_mean"] + 0.025, result
+    assert result["teacher"] > result["random_init_mean"] + 0.02, result
