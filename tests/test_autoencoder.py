@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-import kerassl
 from kerassl.methods.autoencoder import Autoencoder, conv_decoder, corrupt, upsampling_stages
-from tests.conftest import random_images, shared_data_file, tiny_encoder
+from tests.conftest import random_images, tiny_encoder
 from tests.method_harness import run_method_test
+from tests.random_inits import mnist_convnet, mnist_knn, mnist_random_inits, mnist_subset
 
 
 def make_autoencoder(encoder, **kwargs):
@@ -123,20 +123,19 @@ def test_reconstruct_checks_images():
 def test_reconstruction_improves_and_beats_random_init_by_knn(noise):
     # Measured on TF (2 shared cores, load ~8, 2026-11-28; fit 25-30 s): reconstruction
     # MSE 0.197 -> 0.029 (plain) and 0.198 -> 0.032 (gaussian) over 8 epochs; kNN (k=20,
-    # bank of 1,000 training images, 1,000 test queries) random init 0.561, plain 0.824,
-    # gaussian 0.822 (masking noise: 0.801).
-    path = shared_data_file("mnist.npz")
-    (x, y), (x_test, y_test) = kerassl.datasets.mnist(path=path, train_limit=2000, test_limit=1000)
-    x_bank, y_bank = x[:1000], y[:1000]
+    # bank of 1,000 training images, 1,000 test queries) random init 0.561 (mean of 5:
+    # 0.592), plain 0.824, gaussian 0.822 (masking noise: 0.801).
+    # JAX (2026-12-06): random inits 0.728 (the one trained), mean of 5 0.627; plain: MSE
+    # 0.164 -> 0.025, kNN 0.869 (+0.242 over the mean; 97 s at load 3-4); gaussian passed
+    # the earlier single-init form of this test (kNN > 0.728 + 0.1 = 0.828).
+    (x, _), _ = mnist_subset()
+    inits = mnist_random_inits(0)  # the one trained is the first
     keras.utils.set_random_seed(0)
-    encoder = kerassl.backbones.small_convnet(input_shape=(28, 28, 1), width=16, feature_dim=None)
-    knn = dict(k=20, verbose=False)
-    before = kerassl.evaluate.knn_accuracy(encoder, x_bank, y_bank, x_test, y_test, **knn)
-    model = Autoencoder(encoder, noise=noise, seed=0)
+    model = Autoencoder(mnist_convnet(), noise=noise, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(x, batch_size=128, epochs=8, verbose=0)
     error = history.history["reconstruction_error"]
+    after = mnist_knn(model.encoder)
+    print(dict(noise=noise, error=(round(error[0], 3), round(error[-1], 3)), knn=round(after, 3), **inits))
     assert error[-1] < 0.3 * error[0], error
-    after = kerassl.evaluate.knn_accuracy(model.encoder, x_bank, y_bank, x_test, y_test, **knn)
-    assert after > before + 0.1, (before, after)
-
+    assert after > inits["random_init_mean"] + 0.1, (inits, after)

@@ -350,7 +350,7 @@ def test_zero_shot_on_held_out_digits():
 
     Measured on TensorFlow (2 shared cores, about 30 s): zero-shot accuracy 0.94,
     image->text recall@1 0.93 (chance 0.1), text->image recall@1 1.0 (chance 0.1),
-    recall@5 0.99 / 1.0.
+    recall@5 0.99 / 1.0. JAX (2026-12-06, load 6-10): passes in 75 s.
     """
     import kerassl
 

@@ -11,6 +11,7 @@ from kerassl import losses_distill
 from kerassl.methods.dino import DINO, DINOHead, batch_statistics
 from tests.conftest import shared_data_file
 from tests.method_harness import run_method_test, tiny_data
+from tests.random_inits import mnist_convnet, mnist_knn, mnist_random_inits, mnist_subset, random_init_knn
 
 
 def tiny_vit(input_shape=(16, 16, 3)):
@@ -331,20 +332,6 @@ def test_vit_no_collapse_and_knn_above_random_init_on_digits():
     assert accuracy > baseline + 0.02
 
 
-def random_init_knn(encoder_fn, knn, seed, count=5):
-    """kNN of `count` random-init encoders (seeds `seed`, `seed + 1`, ...).
-
-    A random convnet's kNN accuracy varies widely with its draw (MNIST recipe
-    below, seeds 0-9 on JAX: 0.547-0.728), so a learning test compares with
-    their mean; the first entry is the init that training starts from.
-    """
-    scores = []
-    for offset in range(count):
-        keras.utils.set_random_seed(seed + offset)
-        scores.append(knn(encoder_fn()))
-    return scores
-
-
 def fit_and_score(model, x, batch_size, epochs, knn, result):
     """Fits a compiled DINO; adds teacher/student kNN and the last epoch's metrics to `result`."""
     history = model.fit(x, batch_size=batch_size, epochs=epochs, verbose=0).history
@@ -366,24 +353,16 @@ def dino_on_mnist(seed=0, epochs=20):
     20 epochs = 320 steps. kNN as the RotNet and Jigsaw tests: k=20, the
     first 1,000 training images as bank, 1,000 test queries.
     """
-    (x, y), (x_test, y_test) = kerassl.datasets.mnist(
-        path=shared_data_file("mnist.npz"), train_limit=2000, test_limit=1000
-    )
-
-    def knn(encoder):
-        return kerassl.evaluate.knn_accuracy(encoder, x[:1000], y[:1000], x_test, y_test, k=20, verbose=False)
-
-    def encoder_fn():
-        return kerassl.backbones.small_convnet((28, 28, 1), width=16, feature_dim=None)
-
-    random_inits = random_init_knn(encoder_fn, knn, seed)
-    result = dict(random_init=random_inits[0], random_init_mean=float(np.mean(random_inits)))
+    (x, _), _ = mnist_subset()
+    knn = mnist_knn
+    inits = mnist_random_inits(seed)
+    result = dict(random_init=inits["random_init"], random_init_mean=inits["random_init_mean"])
     keras.utils.set_random_seed(seed)
     no_flips = kerassl.augment.simclr_augmenter(
         28, 1, scale=(0.4, 1.0), flip=False, seed=seed, name="global_augmenter"
     )
     model = DINO(
-        encoder_fn(), head_hidden_dim=512, head_bottleneck_dim=64, head_output_dim=1024,
+        mnist_convnet(), head_hidden_dim=512, head_bottleneck_dim=64, head_output_dim=1024,
         num_local_crops=0, momentum_start=0.96, global_augmenter=no_flips, seed=seed,
     )
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.04))
@@ -421,13 +400,13 @@ def calibrate_batchnorm(encoder, images, batch_size=250, passes=2):
             encoder(images[start : start + batch_size], training=True)
 
 
-def dino_on_cifar10(seed=0, epochs=10):
+def dino_on_cifar10(seed=0, epochs=6):
     """DINO on 10,000 CIFAR-10 images, the recipe of `benchmarks/dino_small_budget.py --data cifar10`.
 
     small_convnet(width 16, 64 features); head 2048-256-2048 with BatchNorm
     (the "auto" default for convnets); 2 global crops, no local crops;
     teacher momentum 0.96 -> 1; SGD(0.9) at 0.06, 1-epoch warm-up then
-    cosine; batch 256; 10 epochs = 400 steps. kNN k=20 with the first 5,000
+    cosine; batch 256; 6 epochs = 240 steps. kNN k=20 with the first 5,000
     training images as bank and 2,000 random test images as queries (the
     benchmark draws its own subset and uses all 10,000 test images).
     """
@@ -440,8 +419,8 @@ def dino_on_cifar10(seed=0, epochs=10):
     def encoder_fn():
         return kerassl.backbones.small_convnet((32, 32, 3), width=16, feature_dim=None)
 
-    random_inits = random_init_knn(encoder_fn, knn, seed)
-    result = dict(random_init=random_inits[0], random_init_mean=float(np.mean(random_inits)))
+    inits = random_init_knn(encoder_fn, knn, seed)
+    result = dict(random_init=inits["random_init"], random_init_mean=inits["random_init_mean"])
     keras.utils.set_random_seed(seed)
     random_init = encoder_fn()
     calibrate_batchnorm(random_init, x[:5000])
@@ -466,10 +445,14 @@ def test_convnet_teacher_beats_random_init_by_knn_on_cifar10():
     # and 0.338 mean of 5, teacher 0.406, student 0.408, entropy 2.73 and batch entropy
     # 5.23 of log K = 7.62. The earlier recipe (2 local crops, momentum from 0.99,
     # 6 epochs) gave teacher 0.334 and entropy 6.68; this one at 6 epochs 0.376.
+    # Now 6 epochs (240 steps; CI time: 10 epochs made this the slowest test, 430 s), measured
+    # on TF 2026-12-06 (load 5-7, 582 s wall for the whole function): random inits 0.358,
+    # mean of 5 0.338, teacher 0.383 (+0.044), student 0.387, entropy 4.27 and batch entropy
+    # 6.09 of log K = 7.62. The margin below is about half that gain.
     result = dino_on_cifar10(seed=0)
     log_k = math.log(2048)
     # No collapse: neither one-hot (entropy near 0) nor uniform (near log K), and the
     # targets differ between images (the batch-mean target is flatter than each one).
     assert 0.2 * log_k < result["entropy"] < 0.95 * log_k, result
     assert result["batch_entropy"] > result["entropy"] + 0.3, result
-    assert result["teacher"] > result["random_init_mean"] + 0.025, result
+    assert result["teacher"] > result["random_init_mean"] + 0.02, result

@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-import kerassl
-from kerassl.methods.jigsaw import Jigsaw, cut_tiles, min_hamming_distance, permutation_set
-from tests.conftest import random_images, shared_data_file, tiny_encoder
+from kerassl.evaluate import knn_accuracy_from_features
+from kerassl.methods.jigsaw import DEFAULT_TILE_FRACTION, Jigsaw, cut_tiles, min_hamming_distance, permutation_set
+from tests.conftest import random_images, tiny_encoder
 from tests.method_harness import run_method_test
-from tests.random_inits import random_init_knn
+from tests.random_inits import mnist_convnet, mnist_knn, mnist_random_inits, mnist_subset, random_init_knn
 
 
 def free_size_encoder(input_shape=(None, None, 3)):
@@ -153,40 +153,73 @@ def test_tiles_too_large_or_images_too_small():
         make_jigsaw(free_size_encoder(), grid=4).build((None, 3, 3, 3))
 
 
+GRID = 2
+
+
+def tile_knn(encoder):
+    """kNN (as `mnist_knn`) of the encoder's features of each image's centre tiles, concatenated.
+
+    What the permutation head sees: the 2x2 cells' centre 12 px tiles, in place
+    order, one feature vector per tile. Jigsaw trains its encoder on tiles; on
+    full 28 px images (`mnist_knn`) it sees inputs it was never trained on.
+    """
+    (x, y), (x_test, y_test) = mnist_subset()
+    cell = 28 // GRID
+    size = max(1, min(round(DEFAULT_TILE_FRACTION * cell), cell - 1))
+
+    def features(images):
+        count, tiles = len(images), GRID * GRID
+        order = np.tile(np.arange(tiles), (count, 1))
+        offsets = np.full((count, tiles, 2), (cell - size) // 2)
+        cut = cut_tiles(images.astype("float32") / 255.0, GRID, size, order, offsets)
+        cut = keras.ops.convert_to_numpy(cut).reshape(count * tiles, size, size, 1)
+        return encoder.predict(cut, batch_size=1000, verbose=0).reshape(count, -1)
+
+    return knn_accuracy_from_features(features(x[:1000]), y[:1000], features(x_test), y_test, k=20)
+
+
 def jigsaw_on_mnist(seed=0, epochs=8):
-    """Jigsaw (2x2, 24 permutations) on 2,000 MNIST images; kNN as in the RotNet test."""
-    path = shared_data_file("mnist.npz")
-    (x, y), (x_test, y_test) = kerassl.datasets.mnist(path=path, train_limit=2000, test_limit=1000)
-    x_bank, y_bank = x[:1000], y[:1000]
+    """Jigsaw (2x2, 24 permutations) on 2,000 MNIST images; kNN on full images and on tiles.
 
-    def knn(encoder):
-        return kerassl.evaluate.knn_accuracy(encoder, x_bank, y_bank, x_test, y_test, k=20, verbose=False)
-
-    def encoder_fn():
-        return kerassl.backbones.small_convnet(input_shape=(None, None, 1), width=16, feature_dim=None)
-
-    result = random_init_knn(encoder_fn, knn, seed)
+    Full images: `mnist_knn` against `mnist_random_inits`, as RotNet. Tiles:
+    `tile_knn` against 5 random inits scored the same way.
+    """
+    (x, _), _ = mnist_subset()
+    result = mnist_random_inits(seed)
+    tiles = random_init_knn(lambda: mnist_convnet((None, None, 1)), tile_knn, seed)
+    result.update(tile_random_init=tiles["random_init"], tile_random_init_mean=tiles["random_init_mean"])
     keras.utils.set_random_seed(seed)
-    model = Jigsaw(encoder_fn(), grid=2, num_permutations=24, hidden_dim=128, seed=seed)
+    model = Jigsaw(mnist_convnet((None, None, 1)), grid=GRID, num_permutations=24, hidden_dim=128, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(x, batch_size=128, epochs=epochs, verbose=0)
-    result.update(accuracy=history.history["puzzle_accuracy"][-1], jigsaw=knn(model.encoder))
-    print({k: np.round(v, 3) for k, v in result.items()})
+    result.update(
+        accuracy=history.history["puzzle_accuracy"][-1], jigsaw=mnist_knn(model.encoder),
+        jigsaw_tiles=tile_knn(model.encoder),
+    )
+    print({k: np.round(v, 3) for k, v in result.items() if k != "random_inits"})
     return result
 
 
 @pytest.mark.slow
-def test_solves_puzzles_and_knn_stays_near_the_random_init_mean():
-    # Measured with jigsaw_on_mnist (2 shared cores, 2026-12-04), seed 0 / 1:
+def test_solves_puzzles_and_tile_features_beat_random_inits_by_knn():
+    # Measured with jigsaw_on_mnist (2 shared cores, 2026-12-04), seed 0 / 1, kNN on full images:
     #   TF: random inits 0.561 / 0.636 (the one trained), mean of 5 0.592 / 0.597;
     #     puzzle accuracy 0.938 / 0.950, kNN 0.658 / 0.595 (+0.066 / -0.002 over the mean).
     #   JAX: random inits 0.728 / 0.604 (the one trained), mean of 5 0.627 / 0.609;
     #     puzzle accuracy 0.949 / 0.954, kNN 0.616 / 0.618 (-0.011 / +0.009 over the mean).
-    # (2026-11-28, TF seed 0: puzzle accuracy 0.25 after epoch 1, 0.94 after epoch 8,
-    # chance 1/24.) So at this budget Jigsaw solves the puzzles but its features do NOT
-    # reliably beat random inits by kNN (gains -0.011 to +0.066 over four runs): the
-    # test holds them to staying near the random-init mean, which is what is measured.
+    # So on full images Jigsaw's features do not reliably beat random inits (gains -0.011
+    # to +0.066 over four runs): the encoder is trained on 12 px tiles and a full 28 px
+    # digit is an input it never saw. On the tiles it was trained on (tile_knn), measured
+    # 2026-12-06 (load 5-10), seed 0:
+    #   TF: random inits (tiles) 0.667 (the one trained), mean of 5 0.648 (0.630-0.675);
+    #     kNN 0.780 (+0.132 over the mean); full images 0.658 (+0.066) as before.
+    #   JAX: random inits (tiles) 0.661 (the one trained), mean of 5 0.653 (0.625-0.668);
+    #     kNN 0.778 (+0.125 over the mean); full images 0.616 (-0.011) as before.
+    # The assertion keeps about half the smaller gain.
+    # Re-calibrating BatchNorm on full images (4 passes in training mode) does not explain
+    # it: TF seed 0, trained 0.631 against a mean of 0.467 for calibrated random inits
+    # (calibration lowers every random init by about 0.13).
     result = jigsaw_on_mnist(seed=0)
     assert result["accuracy"] > 0.5, result
+    assert result["jigsaw_tiles"] > result["tile_random_init_mean"] + 0.06, result
     assert result["jigsaw"] > result["random_init_mean"] - 0.03, result
-

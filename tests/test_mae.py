@@ -142,5 +142,5 @@ def test_reconstruction_improves_on_digits():
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     history = model.fit(x, batch_size=128, epochs=8, verbose=0)
     losses = history.history["reconstruction_loss"]
-    # Measured (TF, 2 shared cores): see the comment in the report.
+    # Measured (TF, 2 shared cores): see the comment in the report. JAX (2026-12-06): passes, 94 s.
     assert losses[-1] < 0.6 * losses[0], losses

@@ -4,11 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-import kerassl
 from kerassl.methods.rotnet import RotNet, all_rotations, center_square_crop, rotate
-from tests.conftest import random_images, shared_data_file, tiny_encoder
+from tests.conftest import random_images, tiny_encoder
 from tests.method_harness import run_method_test
-from tests.random_inits import random_init_knn
+from tests.random_inits import mnist_convnet, mnist_knn, mnist_random_inits, mnist_subset
 
 
 def make_rotnet(encoder, **kwargs):
@@ -98,25 +97,13 @@ def test_bad_images_get_clear_errors(make_encoder):
         model.fit(np.zeros((8, 16, 16), "uint8"), batch_size=4, epochs=1, verbose=0)
 
 
-def mnist_subset(train=2000, test=1000):
-    path = shared_data_file("mnist.npz")
-    return kerassl.datasets.mnist(path=path, train_limit=train, test_limit=test)
-
-
 def rotnet_on_mnist(seed=0, epochs=8):
     """RotNet on 2,000 MNIST images; kNN (k=20, bank of 1,000 training images, 1,000 test queries)."""
-    (x, y), (x_test, y_test) = mnist_subset()
-    x_bank, y_bank = x[:1000], y[:1000]
-
-    def knn(encoder):
-        return kerassl.evaluate.knn_accuracy(encoder, x_bank, y_bank, x_test, y_test, k=20, verbose=False)
-
-    def encoder_fn():
-        return kerassl.backbones.small_convnet(input_shape=(28, 28, 1), width=16, feature_dim=None)
-
-    result = random_init_knn(encoder_fn, knn, seed)
+    (x, _), _ = mnist_subset()
+    knn = mnist_knn
+    result = mnist_random_inits(seed)
     keras.utils.set_random_seed(seed)
-    model = RotNet(encoder_fn(), hidden_dim=128)
+    model = RotNet(mnist_convnet(), hidden_dim=128)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(x, batch_size=128, epochs=epochs, verbose=0)
     result.update(accuracy=history.history["rotation_accuracy"][-1], rotnet=knn(model.encoder))

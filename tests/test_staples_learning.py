@@ -12,13 +12,14 @@ tests.test_staples_learning [name ...]` prints every method's figures.
 
 import sys
 
-from tests.conftest import shared_data_file  # noqa: I001  (first: it sets up the local Hub before keras)
+from tests.conftest import shared_data_file  # noqa: F401, I001  (first: it sets up the local Hub before keras)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import kerassl  # noqa: E402
+from tests.random_inits import mnist_convnet, mnist_knn, mnist_random_inits, mnist_subset  # noqa: E402
 
 
 def views(seed):
@@ -54,26 +55,17 @@ RECIPES = {
 }
 
 
-def mnist_subset():
-    return kerassl.datasets.mnist(path=shared_data_file("mnist.npz"), train_limit=2000, test_limit=1000)
-
-
 def encoder_fn():
-    return kerassl.backbones.small_convnet((28, 28, 1), width=16, feature_dim=None)
+    return mnist_convnet()
 
 
 def knn_on_mnist(encoder):
-    (x, y), (x_test, y_test) = mnist_subset()
-    return kerassl.evaluate.knn_accuracy(encoder, x[:1000], y[:1000], x_test, y_test, k=20, verbose=False)
+    return mnist_knn(encoder)
 
 
 def random_init_scores(seed=0, count=5):
     """kNN of `count` random-init encoders; the first is the init training starts from."""
-    scores = []
-    for offset in range(count):
-        keras.utils.set_random_seed(seed + offset)
-        scores.append(knn_on_mnist(encoder_fn()))
-    return scores
+    return mnist_random_inits(seed, count)["random_inits"]
 
 
 def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
@@ -94,33 +86,46 @@ def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
 
 # Measured with `python -m tests.test_staples_learning` on TensorFlow (2 shared cores,
 # load 11-15, 2026-12-04; about 3 min per method): random inits 0.561 (the one trained)
-# and 0.592 mean of 5. kNN after training, and embedding_std * sqrt(projection dim)
-# (1 for embeddings spread on the sphere, 0 at collapse):
-#   byol 0.688 (0.81), simsiam 0.756 (0.99), barlow_twins 0.827 (0.81), vicreg 0.833 (0.84),
-#   moco_v3 0.831 (1.00), moco_v2 0.806 (0.97), nnclr 0.810 (1.00), swav 0.723 (0.93).
-# Each test asserts about half the measured gain over the random-init mean, and
-# embedding_std * sqrt(dim) > 0.3. `make test-slow` runs them on TensorFlow only.
-# On JAX (KERAS_BACKEND=jax, same recipe, 2026-12-04; JAX draws other inits: 0.728 for
-# the one trained, 0.627 mean of 5): barlow_twins 0.818 (std x sqrt(512) 0.81), byol
-# 0.565 (0.78): BYOL ended below both its own init and the mean; not investigated.
-# The other six were not run on JAX.
-MEASURED = {  # name: (margin over the random-init mean, projection dim)
-    "byol": (0.05, 128),
-    "simsiam": (0.08, 512),
-    "barlow_twins": (0.12, 512),
-    "vicreg": (0.12, 512),
-    "moco_v3": (0.12, 128),
-    "moco_v2": (0.10, 128),
-    "nnclr": (0.10, 128),
-    "swav": (0.06, 128),
+# and 0.592 mean of 5. kNN after training (gain over the mean), and
+# embedding_std * sqrt(projection dim) (1 for embeddings spread on the sphere, 0 at collapse):
+#   byol 0.688 (+0.096; 0.81), simsiam 0.756 (+0.164; 0.99), barlow_twins 0.827 (+0.235; 0.81),
+#   vicreg 0.833 (+0.241; 0.84), moco_v3 0.831 (+0.239; 1.00), moco_v2 0.806 (+0.214; 0.97),
+#   nnclr 0.810 (+0.218; 1.00), swav 0.723 (+0.131; 0.93).
+# On JAX (KERAS_BACKEND=jax, same recipe, 2026-12-06, load 5-10, 5-8 min per method under
+# that load; JAX draws other inits: 0.728 for the one trained, 0.627 mean of 5):
+#   byol 0.643 (+0.016; 0.80), simsiam 0.705 (+0.078; 0.99), barlow_twins 0.818 (+0.191; 0.81,
+#   2026-12-04), vicreg 0.824 (+0.197; 0.84), moco_v3 0.806 (+0.179; 1.00), moco_v2 0.810 (+0.183; 0.97),
+#   nnclr 0.794 (+0.167; 1.00), swav 0.731 (+0.104; 0.93).
+# BYOL variants tried on JAX, seed 0: momentum from 0.96 0.622; AdamW(3e-3) 0.654 (+0.027):
+# neither fixes it, so BYOL keeps its recipe and on JAX asserts only that it beats the mean.
+# BYOL on JAX: no backend bug found. With identical initial weights (saved on TF, loaded on
+# JAX) and deterministic views (identity / Rescaling(0.7, 0.1)), BYOL's per-step loss agrees
+# between the backends within 0.004 at each of 24 steps (3.9396 -> 0.8872 TF, 0.8871 JAX), and
+# the EMA teacher equals m t + (1 - m) s exactly on both (BatchNorm moving statistics
+# included in the EMA, as designed). What differs is the random draws (inits, views): from
+# JAX's lucky first init (0.728) the same 320 steps end at 0.643, below that init.
+# Each test asserts about half the measured gain over the random-init mean on its backend,
+# and embedding_std * sqrt(dim) > 0.3.
+MEASURED = {  # name: ({backend: margin over the random-init mean}, projection dim)
+    "byol": (dict(tensorflow=0.05, jax=0.0), 128),
+    "simsiam": (dict(tensorflow=0.08, jax=0.04), 512),
+    "barlow_twins": (dict(tensorflow=0.12, jax=0.10), 512),
+    "vicreg": (dict(tensorflow=0.12, jax=0.10), 512),
+    "moco_v3": (dict(tensorflow=0.12, jax=0.09), 128),
+    "moco_v2": (dict(tensorflow=0.10, jax=0.09), 128),
+    "nnclr": (dict(tensorflow=0.10, jax=0.08), 128),
+    "swav": (dict(tensorflow=0.06, jax=0.05), 128),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MEASURED))
 def test_encoder_beats_random_inits_by_knn_on_mnist(name):
-    margin, dim = MEASURED[name]
-    result = staple_on_mnist(name)
+    margins, dim = MEASURED[name]
+    if keras.config.backend() not in margins:
+        pytest.skip(f"{name}'s margin was not measured on {keras.config.backend()}")
+    margin = margins[keras.config.backend()]
+    result = staple_on_mnist(name)  # the random inits are measured once per process
     assert result["embedding_std"] * dim**0.5 > 0.3, result
     assert result["knn"] > result["random_init_mean"] + margin, result
 
