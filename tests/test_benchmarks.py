@@ -142,6 +142,9 @@ def test_vit_quality_rows_get_their_own_configuration():
         assert configs["dino_quality"]["learning_rate"] == 5e-4
 
 
+# Slow (CI's slow TensorFlow run): 178 s on TensorFlow and 272 s on JAX, the largest
+# share of `make test`, for a check of the benchmark driver rather than the library.
+@pytest.mark.slow
 def test_smoke_suite_runs_and_writes_results(tmp_path):
     backend = keras.config.backend()
     proc = subprocess.run(
@@ -226,6 +229,7 @@ def test_the_gpu_check_plans_simclr_and_dino_in_both_precisions_against_lightly(
     assert "dino lightly loader+step bfloat16" in dry.stdout
 
 
+@pytest.mark.slow  # 24 s on TensorFlow, 41 s on JAX: a benchmark driver's check
 def test_cifar10_table_smoke_runs_a_staple_row():
     """`benchmarks/cifar10_table.py --smoke`: a row of lightly's CIFAR-10 table, end to end, tiny."""
     import cifar10_table
