@@ -372,3 +372,45 @@ def test_without_per_replica_streams_every_replica_repeats_replica_0(monkeypatch
     for replica in range(1, DEVICES):
         np.testing.assert_array_equal(views[replica], views[0])
         np.testing.assert_array_equal(masks[replica], masks[0])
+
+
+# Every method the comparisons above do not cover trains under the backend's data-parallel
+# engine: the staples (teachers, queues, local crops), the pretext methods, the autoencoder
+# and the GAN with its own train step. Two steps on 4 devices: finite logs, weights that move.
+def _other_methods():
+    from tests.test_evaluate_side_effects import METHODS as EVERY_METHOD
+
+    covered = {"simclr", "dino_vit", "mae"}  # CLIP too: compared with one device above
+    return {name: entry for name, entry in EVERY_METHOD.items() if name not in covered}
+
+
+OTHER_METHODS = _other_methods()
+
+
+def _weights(model):
+    return [np.array(keras.ops.convert_to_numpy(w)) for w in model.trainable_weights]
+
+
+@pytest.mark.parametrize("name", [*sorted(OTHER_METHODS), "gan"])
+def test_every_other_method_trains_on_4_devices(name):
+    from tests.method_harness import tiny_data
+    from tests.test_gan import tiny_gan
+
+    if name == "gan":
+        x = tiny_data((16, 16, 1))[0]
+        y = None
+        make = tiny_gan
+    else:
+        build, shape = OTHER_METHODS[name]
+        x, y = tiny_data(shape)
+        make = functools.partial(build, lambda s=shape[:2] + (3,): tiny_encoder(s))
+    with data_parallel():
+        model = make()
+        model.compile() if name == "gan" else model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.build((None, *x.shape[1:]))
+        before = _weights(model)
+        history = model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    for key, values in history.history.items():
+        assert np.all(np.isfinite(values)), f"{name}: {key} = {values}"
+    moved = [not np.array_equal(a, b) for a, b in zip(before, _weights(model))]
+    assert sum(moved) >= len(moved) // 2, f"{name}: only {sum(moved)} of {len(moved)} weights moved"
