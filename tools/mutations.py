@@ -26,11 +26,21 @@ FILES = {
     "autoencoder": "kerassl/methods/autoencoder.py",
     "gan": "kerassl/methods/gan.py",
     "losses_gan": "kerassl/losses/gan.py",
+    "byol": "kerassl/methods/byol.py",
+    "moco": "kerassl/methods/moco.py",
+    "simsiam": "kerassl/methods/simsiam.py",
+    "nnclr": "kerassl/methods/nnclr.py",
+    "barlow_twins": "kerassl/methods/barlow_twins.py",
+    "vicreg": "kerassl/methods/vicreg.py",
+    "teacher": "kerassl/teacher.py",
+    "losses_byol": "kerassl/losses/byol.py",
+    "losses_swav": "kerassl/losses/swav.py",
 }
 
 # New test files of issue 19, mapped to every mutation of their method.
 SIGNALS = "tests/test_learning_signals.py"
 WIRING = "tests/test_wiring.py"
+STAPLES_WIRING = "tests/test_wiring_staples.py"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,5 +247,90 @@ MUTATIONS = [
         "real_logits = self.discriminator(fake_images, training=True)",
         (WIRING, "tests/test_gan.py", SIGNALS),
         "the discriminator never sees a real image",
+    ),
+    # -- The staples (issue 16) ----------------------------------------------
+    Mutation(
+        "byol_targets_from_student", "byol",
+        't1, t2 = split_views(y_pred["teacher_projections"])',
+        't1, t2 = split_views(y_pred["projections"])',
+        (STAPLES_WIRING, "tests/test_staples.py"),
+        "BYOL's targets are the online projections, not the EMA teacher's",
+    ),
+    Mutation(
+        "byol_same_view_targets", "byol",
+        "loss = losses.byol_loss(p1, p2, t1, t2)",
+        "loss = losses.byol_loss(p1, p2, t2, t1)",
+        (STAPLES_WIRING, "tests/test_staples.py"),
+        "each BYOL prediction targets the teacher's projection of its own view",
+    ),
+    Mutation(
+        "moco_v3_same_view_keys", "moco",
+        "losses.moco_v3_loss(q1, k2, self.temperature) + losses.moco_v3_loss(q2, k1, self.temperature)",
+        "losses.moco_v3_loss(q1, k1, self.temperature) + losses.moco_v3_loss(q2, k2, self.temperature)",
+        (STAPLES_WIRING, "tests/test_staples.py"),
+        "MoCo v3's queries are contrasted with the keys of their own view",
+    ),
+    Mutation(
+        "moco_v2_keys_from_query_view", "moco",
+        "keys = losses.l2_normalize(k2)",
+        "keys = losses.l2_normalize(k1)",
+        (STAPLES_WIRING, "tests/test_staples.py"),
+        "MoCo v2's positive key is the teacher's view of the query's own crop",
+    ),
+    Mutation(
+        "simsiam_same_view", "simsiam",
+        "loss = losses.simsiam_loss(p1, p2, z1, z2)",
+        "loss = losses.simsiam_loss(p1, p2, z2, z1)",
+        (STAPLES_WIRING, "tests/test_staples.py"),
+        "SimSiam predicts the projection of the same view",
+    ),
+    Mutation(
+        "simsiam_no_stop_gradient", "losses_byol",
+        "z = ops.stop_gradient(l2_normalize(z))",
+        "z = l2_normalize(z)",
+        ("tests/test_losses_staples.py", "tests/test_teacher.py", STAPLES_WIRING),
+        "the negative cosine lets gradient flow into its targets (SimSiam's collapse)",
+    ),
+    Mutation(
+        "nnclr_no_neighbour", "nnclr",
+        "nn1 = losses.nearest_neighbour(z1_unit, support)",
+        "nn1 = z1_unit",
+        (STAPLES_WIRING, "tests/test_staples.py"),
+        "NNCLR uses the view's own projection instead of its nearest neighbour",
+    ),
+    Mutation(
+        "barlow_twins_ignores_off_diagonal", "barlow_twins",
+        "loss = losses.barlow_twins(z1, z2, self.off_diagonal_weight)",
+        "loss = losses.barlow_twins(z1, z2, 0.0)",
+        (STAPLES_WIRING, "tests/test_staples.py"),
+        "Barlow Twins drops its redundancy-reduction term",
+    ),
+    Mutation(
+        "vicreg_no_variance", "vicreg",
+        "z1, z2, self.invariance_weight, self.variance_weight, self.covariance_weight, return_terms=True",
+        "z1, z2, self.invariance_weight, 0.0, self.covariance_weight, return_terms=True",
+        (STAPLES_WIRING, "tests/test_staples.py"),
+        "VICReg drops the variance term that prevents collapse",
+    ),
+    Mutation(
+        "ema_teacher_frozen", "teacher",
+        "teacher.assign(momentum * teacher + (1.0 - momentum) * value)",
+        "teacher.assign(teacher)",
+        ("tests/test_teacher.py", "tests/test_staples.py"),
+        "the EMA teacher never moves (a frozen teacher)",
+    ),
+    Mutation(
+        "queue_returns_after_update", "teacher",
+        "        return before\n",
+        "        return self.content()\n",
+        ("tests/test_teacher.py", "tests/test_staples.py"),
+        "the memory bank returns the batch's own keys among its negatives",
+    ),
+    Mutation(
+        "swav_predicts_own_code", "losses_swav",
+        "if v != i:",
+        "if v == i:",
+        ("tests/test_losses_staples.py", "tests/test_staples.py"),
+        "SwAV predicts each crop's code from the same crop instead of swapping",
     ),
 ]

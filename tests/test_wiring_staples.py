@@ -1,0 +1,148 @@
+"""Wiring of the staples: each method hands its loss the pairs and targets its paper names.
+
+The pure losses are checked against the authors' code in `tests/test_losses_staples.py`;
+these tests check what each method's `compute_loss` feeds them. Each one calls
+`compute_loss` in evaluation mode (no teacher or queue update) on hand-made outputs, so
+every view, projection, prediction and teacher projection is known, and compares the
+loss with the paper's pairing written out here: BYOL and MoCo v3 predict the teacher's
+projection of the *other* view; SimSiam the other view's stop-gradient projection;
+MoCo v2's keys come from the second view and its negatives from the queue; NNCLR swaps
+in the nearest neighbour of each view's projection from its support set; Barlow Twins
+and VICReg use the method's own weights. Each test fails under one of the staples'
+breakages in `tools/mutations.py`.
+"""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from kerassl import losses
+from tests.conftest import tiny_encoder
+from tests.test_staples import (
+    make_barlow_twins,
+    make_byol,
+    make_moco_v2,
+    make_moco_v3,
+    make_nnclr,
+    make_simsiam,
+)
+
+N, D = 6, 8  # images per view, projection size (tests.test_staples.SMALL)
+
+
+def built(make, **kwargs):
+    model = make(tiny_encoder(), **kwargs)
+    model.build((None, 16, 16, 3))
+    return model
+
+
+def outputs(*names, seed=0):
+    """Hand-made training outputs: two views of N images each, stacked as `call` stacks them."""
+    rng = np.random.default_rng(seed)
+    made = {name: rng.normal(size=(2 * N, D)).astype("float32") for name in names}
+    made["features"] = rng.normal(size=(2 * N, 16)).astype("float32")
+    return made
+
+
+def halves(array):
+    return array[:N], array[N:]
+
+
+def loss_of(model, y_pred):
+    images = np.zeros((N, 16, 16, 3), "float32")
+    return float(ops.convert_to_numpy(model.compute_loss(images, y_pred=y_pred, training=False)))
+
+
+def value(tensor):
+    return float(ops.convert_to_numpy(tensor))
+
+
+def test_byol_predicts_the_teacher_projection_of_the_other_view():
+    model = built(make_byol)
+    y_pred = outputs("projections", "predictions", "teacher_projections")
+    p1, p2 = halves(y_pred["predictions"])
+    t1, t2 = halves(y_pred["teacher_projections"])
+    expected = value(losses.byol_loss(p1, p2, t1, t2))  # D(p1, t2) + D(p2, t1)
+    np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+    # The pairing matters: the same view's target, or the online projection, gives another loss.
+    assert abs(expected - value(losses.byol_loss(p1, p2, t2, t1))) > 1e-2
+
+
+def test_moco_v3_contrasts_each_query_with_the_keys_of_the_other_view():
+    model = built(make_moco_v3)
+    y_pred = outputs("projections", "predictions", "teacher_projections")
+    q1, q2 = halves(y_pred["predictions"])
+    k1, k2 = halves(y_pred["teacher_projections"])
+    t = model.temperature
+    expected = value(losses.moco_v3_loss(q1, k2, t)) + value(losses.moco_v3_loss(q2, k1, t))
+    np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+
+
+def test_moco_v2_queries_the_first_view_against_keys_of_the_second_and_the_queue():
+    model = built(make_moco_v2)
+    rng = np.random.default_rng(1)
+    queue = rng.normal(size=(model.queue_size, D)).astype("float32")
+    queue /= np.linalg.norm(queue, axis=-1, keepdims=True)
+    model.queue.bank.assign(queue)
+    model.queue.filled.assign(model.queue_size)
+    y_pred = outputs("projections", "teacher_projections")
+    q1, _ = halves(y_pred["projections"])
+    _, k2 = halves(y_pred["teacher_projections"])
+    expected = value(losses.moco_v2_loss(q1, losses.l2_normalize(k2), queue, model.temperature))
+    np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+
+
+def test_simsiam_predicts_the_other_views_projection():
+    model = built(make_simsiam)
+    y_pred = outputs("projections", "predictions")
+    p1, p2 = halves(y_pred["predictions"])
+    z1, z2 = halves(y_pred["projections"])
+    expected = value(losses.simsiam_loss(p1, p2, z1, z2))
+    np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+    assert abs(expected - value(losses.simsiam_loss(p1, p2, z2, z1))) > 1e-2
+
+
+def test_nnclr_swaps_in_each_projections_nearest_neighbour_from_the_support_set():
+    model = built(make_nnclr)
+    rng = np.random.default_rng(2)
+    support = rng.normal(size=(model.queue_size, D)).astype("float32")
+    support /= np.linalg.norm(support, axis=-1, keepdims=True)
+    model.support_set.bank.assign(support)
+    model.support_set.filled.assign(model.queue_size)
+    y_pred = outputs("projections", "predictions")
+    z1, z2 = halves(y_pred["projections"])
+    p1, p2 = halves(y_pred["predictions"])
+
+    def nearest(z):  # cosine similarity; the support rows are unit vectors
+        return support[np.argmax((z / np.linalg.norm(z, axis=-1, keepdims=True)) @ support.T, axis=1)]
+
+    t = model.temperature
+    expected = 0.5 * (value(losses.nnclr_loss(nearest(z1), p2, t)) + value(losses.nnclr_loss(nearest(z2), p1, t)))
+    np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+
+
+def test_barlow_twins_uses_its_own_off_diagonal_weight():
+    model = built(make_barlow_twins, off_diagonal_weight=0.5)
+    y_pred = outputs("projections")
+    z1, z2 = halves(y_pred["projections"])
+    expected = value(losses.barlow_twins(z1, z2, 0.5))
+    np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+    assert abs(expected - value(losses.barlow_twins(z1, z2, 0.0))) > 1e-2
+
+
+@pytest.mark.parametrize("weights", [(25.0, 25.0, 1.0), (1.0, 5.0, 3.0)])
+def test_vicreg_weighs_its_three_terms_with_its_own_weights(weights):
+    from tests.test_staples import make_vicreg
+
+    invariance, variance, covariance = weights
+    model = built(make_vicreg, invariance_weight=invariance, variance_weight=variance,
+                  covariance_weight=covariance)
+    y_pred = outputs("projections")
+    z1, z2 = halves(y_pred["projections"])
+    expected = value(losses.vicreg(z1, z2, invariance, variance, covariance))
+    np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+    # ... and reports each term as its metric.
+    _, terms = losses.vicreg(z1, z2, invariance, variance, covariance, return_terms=True)
+    reported = [value(t.result()) for t in (model.invariance_tracker, model.variance_tracker, model.covariance_tracker)]
+    np.testing.assert_allclose(reported, [value(term) for term in terms], rtol=1e-5)
+
