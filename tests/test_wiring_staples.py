@@ -44,6 +44,15 @@ def outputs(*names, seed=0):
     return made
 
 
+def filled_bank(bank, seed):
+    """Fills a memory bank with known unit rows; returns them."""
+    rows = np.random.default_rng(seed).normal(size=(bank.size, D)).astype("float32")
+    rows /= np.linalg.norm(rows, axis=-1, keepdims=True)
+    bank.bank.assign(rows)
+    bank.filled.assign(bank.size)
+    return rows
+
+
 def halves(array):
     return array[:N], array[N:]
 
@@ -80,11 +89,7 @@ def test_moco_v3_contrasts_each_query_with_the_keys_of_the_other_view():
 
 def test_moco_v2_queries_the_first_view_against_keys_of_the_second_and_the_queue():
     model = built(make_moco_v2)
-    rng = np.random.default_rng(1)
-    queue = rng.normal(size=(model.queue_size, D)).astype("float32")
-    queue /= np.linalg.norm(queue, axis=-1, keepdims=True)
-    model.queue.bank.assign(queue)
-    model.queue.filled.assign(model.queue_size)
+    queue = filled_bank(model.queue, seed=1)
     y_pred = outputs("projections", "teacher_projections")
     q1, _ = halves(y_pred["projections"])
     _, k2 = halves(y_pred["teacher_projections"])
@@ -104,11 +109,7 @@ def test_simsiam_predicts_the_other_views_projection():
 
 def test_nnclr_swaps_in_each_projections_nearest_neighbour_from_the_support_set():
     model = built(make_nnclr)
-    rng = np.random.default_rng(2)
-    support = rng.normal(size=(model.queue_size, D)).astype("float32")
-    support /= np.linalg.norm(support, axis=-1, keepdims=True)
-    model.support_set.bank.assign(support)
-    model.support_set.filled.assign(model.queue_size)
+    support = filled_bank(model.support_set, seed=2)
     y_pred = outputs("projections", "predictions")
     z1, z2 = halves(y_pred["projections"])
     p1, p2 = halves(y_pred["predictions"])
