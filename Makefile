@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Two workers: most test time is single-threaded tracing and XLA compilation.
-PYTEST := $(PY) -m pytest -p no:cacheprovider -n 2
+# Two workers: most test time is single-threaded tracing and XLA compilation. Work
+# stealing: a worker that runs out takes queued tests from the other, so a few long
+# learning tests at the end of one queue do not leave the other core idle.
+PYTEST := $(PY) -m pytest -p no:cacheprovider -n 2 --dist worksteal
 
 .PHONY: install demo test test-tf test-jax test-distributed test-slow test-slow-tf test-slow-jax test-examples mutate bench-smoke clean
 
@@ -68,4 +70,4 @@ test-examples: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -q -m slow tests/test_examples.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .jax-cache

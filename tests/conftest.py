@@ -71,3 +71,41 @@ def random_images(n=8, size=16, channels=3, seed=0, dtype="uint8"):
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# On JAX every train, test and predict step is compiled by XLA, and for the default
+# suite's tiny models compiling is most of the time. Two settings cut it, for the
+# default suite only (`-m "not slow"`, pyproject's addopts); the slow learning tests
+# run hundreds of steps and keep XLA's optimized code:
+# - LLVM at optimization level 0, without its expensive passes: compiled code is
+#   slower, compiling is faster (tests/test_evaluate_side_effects.py on JAX, one
+#   process: 205 s of CPU without, 115 s with; 2026-12-06, machine under load);
+# - a persistent compilation cache (`.jax-cache/`, or KERASSL_TEST_JAX_CACHE; "" turns it
+#   off), shared with the tests' worker processes: identical steps compiled by several
+#   tests, or by a run and its resumed copy, are compiled once (the same file: 185 s of
+#   CPU from an empty cache, 35 s from a warm one).
+# Both keep the results the same computation (same HLO, same ops); the backend must
+# not have started yet, which holds at configure time (nothing before builds an array).
+FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+JAX_CACHE = pathlib.Path(__file__).resolve().parents[1] / ".jax-cache"
+
+
+def pytest_configure(config):
+    if keras.config.backend() != "jax":
+        return
+    import jax
+
+    cache = os.environ.get("KERASSL_TEST_JAX_CACHE", str(JAX_CACHE))
+    if cache:
+        settings = dict(
+            jax_compilation_cache_dir=cache,
+            jax_persistent_cache_min_compile_time_secs=0.2,
+            jax_compilation_cache_max_size=2 * 1024**3,
+        )
+        for name, value in settings.items():
+            jax.config.update(name, value)
+            # Worker processes (resume after a kill, the CLI) read the environment.
+            os.environ[name.upper()] = str(value)
+    if (config.getoption("markexpr") or "").strip() == "not slow":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_backend_optimization_level" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {FAST_COMPILE_FLAGS}".strip()
