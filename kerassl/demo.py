@@ -9,7 +9,7 @@ augmentation preview, the training curves and the encoder.
 The random-init row is the mean of five inits (seeds `seed` to `seed + 4`;
 the first is the one SimCLR trains from): one draw is no baseline, since a
 random convnet's accuracy varies with its draw (kNN 0.922-0.950, linear
-probe 0.794-0.894 over seeds 0-5 on TensorFlow and JAX).
+probe 0.794-0.894 over seeds 0-6 on TensorFlow and JAX).
 """
 
 import json
