@@ -232,7 +232,7 @@ def mnist_gan(seed=0):
 def test_trains_without_nan_samples_change_and_encoder_beats_random_init():
     # kNN (k=20, bank: the first 1,000 of 10,000 training images, 1,000 test queries) of the
     # pooled trunk, against the mean of 5 random inits of the same GAN (seeds 0-4). Measured
-    # 2026-12-06 on 2 shared cores at load 9-13 (seconds inflated; idle TF is about 2x faster):
+    # 2026-12-06 on 2 shared cores at load 7-13 (seconds inflated; idle TF is about 2x faster):
     #   random inits, seeds 0-6: TF 0.423 0.437 0.463 0.415 0.449 0.425 0.416 (mean of 0-4: 0.437);
     #                            JAX 0.418 0.446 0.451 0.418 0.432 0.436 0.469 (mean of 0-4: 0.433).
     #   batch 64, 4 epochs (625 steps), kNN after each epoch, training seed s against inits s..s+4:
