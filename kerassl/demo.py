@@ -5,6 +5,11 @@ demo pretrains a small convnet with SimCLR for a few minutes on a CPU, then
 compares it with the same encoder at random initialization by weighted kNN
 and by a linear probe trained on 10 labels per class, and saves the
 augmentation preview, the training curves and the encoder.
+
+The random-init row is the mean of five inits (seeds `seed` to `seed + 4`;
+the first is the one SimCLR trains from): one draw is no baseline, since a
+random convnet's accuracy varies with its draw (kNN 0.922-0.950, linear
+probe 0.794-0.894 over seeds 0-6 on TensorFlow and JAX).
 """
 
 import json
@@ -32,6 +37,7 @@ DEMO_RECIPE = {
     "projection_dim": 64,
     "knn_k": 20,
     "labels_per_class": 10,
+    "random_inits": 5,
 }
 
 
@@ -56,16 +62,49 @@ def few_labels(labels, per_class, seed):
 
 
 def measure(encoder, data, recipe, seed):
+    """kNN and linear-probe (`labels_per_class` labels, drawn with `seed`) accuracies of `encoder`.
+
+    The features are extracted once, in one pass over the training and test
+    images, and both evaluations read them (one encoder pass instead of four):
+    with five random inits to score, this halves their cost (27 s instead of
+    50 s on TensorFlow, 2 loaded cores, 2026-12-06).
+    """
     (x_train, y_train), (x_test, y_test) = data
+    features = evaluate.extract_features(encoder, np.concatenate([x_train, x_test]), verbose=0)
+    train_features, test_features = features[: len(x_train)], features[len(x_train) :]
     few = few_labels(y_train, recipe["labels_per_class"], seed)
     return {
         "knn_accuracy": evaluate.knn_accuracy(
-            encoder, x_train, y_train, x_test, y_test, k=recipe["knn_k"], verbose=False
+            None, train_features, y_train, test_features, y_test, k=recipe["knn_k"], verbose=False
         ),
         "linear_probe_accuracy": evaluate.linear_probe(
-            encoder, x_train[few], y_train[few], x_test, y_test, seed=seed
+            None, train_features[few], y_train[few], test_features, y_test, seed=seed
         ),
     }
+
+
+def measure_random_inits(encoder_fn, data, recipe, seed):
+    """`measure` averaged over `recipe["random_inits"]` random inits.
+
+    Args:
+        encoder_fn: callable(init_seed) -> a fresh encoder drawn with that seed.
+        data: `((x_train, y_train), (x_test, y_test))`.
+        recipe: dict. The demo's recipe.
+        seed: int. The first init's seed (the init SimCLR trains from) and the
+            label subset's seed, the same for every init.
+
+    Returns:
+        dict: the mean `knn_accuracy` and `linear_probe_accuracy`, and under
+        `inits` each init's seed and scores.
+    """
+    inits = []
+    for init_seed in range(seed, seed + recipe["random_inits"]):
+        inits.append(dict(seed=init_seed, **measure(encoder_fn(init_seed), data, recipe, seed)))
+    means = {
+        key: float(np.mean([init[key] for init in inits]))
+        for key in ("knn_accuracy", "linear_probe_accuracy")
+    }
+    return dict(means, inits=inits)
 
 
 def run_demo(output_dir="outputs/demo", epochs=None, seed=0, verbose=1):
@@ -90,12 +129,12 @@ def run_demo(output_dir="outputs/demo", epochs=None, seed=0, verbose=1):
     say = print if verbose else (lambda *a, **k: None)
     say(f"kerassl demo: SimCLR on {len(x_train)} digits ({size}x{size}), {recipe['epochs']} epochs")
 
-    def encoder():
-        keras.utils.set_random_seed(seed)
+    def encoder(init_seed=seed):
+        keras.utils.set_random_seed(init_seed)
         return backbones.small_convnet((size, size, 1), width=recipe["width"], feature_dim=None)
 
     start = time.time()
-    random_scores = measure(encoder(), data, recipe, seed)
+    random_scores = measure_random_inits(encoder, data, recipe, seed)
 
     augmenter = digits_augmenter(size, recipe["crop_scale"], seed)
     preview_path = viz.augmentation_preview(
@@ -144,10 +183,24 @@ def format_table(results):
         "| encoder | kNN accuracy (k={}) | linear probe, {} labels/class |".format(k, per_class),
         "| --- | --- | --- |",
     ]
-    for name, key in (("random init", "random_init"), ("SimCLR pretrained", "simclr")):
+    count = len(results["random_init"].get("inits", [None]))
+    random_name = f"random init (mean of {count})" if count > 1 else "random init"
+    for name, key in ((random_name, "random_init"), ("SimCLR pretrained", "simclr")):
         scores = results[key]
         rows.append(
             f"| {name} | {scores['knn_accuracy']:.3f} | {scores['linear_probe_accuracy']:.3f} |"
+        )
+    inits = results["random_init"].get("inits", [])
+    if len(inits) > 1:
+        spread = {
+            key: (min(init[key] for init in inits), max(init[key] for init in inits))
+            for key in ("knn_accuracy", "linear_probe_accuracy")
+        }
+        rows.append(
+            f"\nrandom inits (seeds {inits[0]['seed']}-{inits[-1]['seed']}): kNN "
+            "{:.3f}-{:.3f}, linear probe {:.3f}-{:.3f}".format(
+                *spread["knn_accuracy"], *spread["linear_probe_accuracy"]
+            )
         )
     rows.append(
         f"\npretraining: {results['train_seconds']:.0f} s; whole demo: "

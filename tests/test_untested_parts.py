@@ -131,11 +131,18 @@ def test_cli_demo_writes_its_files_and_results(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo.evaluate, "linear_probe", functools.partial(demo.evaluate.linear_probe, epochs=3))
     assert cli.main(["demo", "--epochs", "1", "--output-dir", str(tmp_path), "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    assert "| random init |" in out and "| SimCLR pretrained |" in out
+    assert "| random init (mean of 5) |" in out and "| SimCLR pretrained |" in out
+    assert "random inits (seeds 1-5)" in out
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["recipe"]["epochs"] == 1
     for key in ("random_init", "simclr"):
         assert 0.0 <= results[key]["knn_accuracy"] <= 1.0
+    # The random-init row is the mean of five inits, each stored with its seed.
+    inits = results["random_init"]["inits"]
+    assert [init["seed"] for init in inits] == [1, 2, 3, 4, 5]
+    for key in ("knn_accuracy", "linear_probe_accuracy"):
+        assert results["random_init"][key] == pytest.approx(np.mean([init[key] for init in inits]))
+    assert len({init["knn_accuracy"] for init in inits}) > 1, "the inits are not distinct draws"
     for name in ("views.png", "training.png", "encoder.keras"):
         assert (tmp_path / name).stat().st_size > 500
     encoder = keras.saving.load_model(tmp_path / "encoder.keras", safe_mode=True)
