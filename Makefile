@@ -21,15 +21,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/kerassl demo
 
-# The whole default suite, on TensorFlow (the default backend) and again on JAX,
-# then the data-parallel tests in processes of their own.
+# The whole default suite, on TensorFlow (the default backend) and again on JAX
+# (under 15 minutes on 2 cores). CI (.ci/run) then runs the data-parallel tests and
+# the slow learning tests.
 test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -q tests
 	KERAS_BACKEND=jax $(PYTEST) -q tests
-	$(MAKE) --no-print-directory test-distributed
 
 # 4 virtual CPU devices, set before the backend starts (tests/distributed/conftest.py):
-# MirroredStrategy on TensorFlow, keras.distribution.DataParallel on JAX.
+# MirroredStrategy on TensorFlow, keras.distribution.DataParallel on JAX. Processes of
+# their own, about 6 minutes for both backends; run by CI after `make test`.
 test-distributed: $(STAMP)
 	KERASSL_TEST_DEVICES=4 KERAS_BACKEND=tensorflow $(PYTEST) -q tests/distributed
 	KERASSL_TEST_DEVICES=4 XLA_FLAGS=--xla_force_host_platform_device_count=4 \

@@ -1,7 +1,7 @@
 """Virtual devices for the data-parallel tests, set before the backend starts.
 
-These tests run in their own pytest process (`make test` runs it once per
-backend) with `KERASSL_TEST_DEVICES=4`: JAX gets 4 host devices
+These tests run in their own pytest process (`make test-distributed` runs it once
+per backend; CI runs it after `make test`) with `KERASSL_TEST_DEVICES=4`: JAX gets 4 host devices
 (`--xla_force_host_platform_device_count`, `jax_num_cpu_devices`), TensorFlow
 4 logical CPU devices for a MirroredStrategy. Without the variable (the main
 suite's process, whose backend has already started) they are not collected.
