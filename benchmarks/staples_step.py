@@ -631,11 +631,12 @@ def markdown(report):
                         rows.append(f"| {TITLES.get(method, method)} | {side} | error: {r['error']} |||||||")
                         continue
                     hist = r["history"]
+                    load = f"{r['load_before'][0]:.1f}" if r.get("load_before") else "n/a"  # --side runs: none
                     rows.append(
                         f"| {TITLES.get(method, method)} | {r['side']} | {r['knn_accuracy_random_init']:.3f} | "
                         f"{r['knn_accuracy']:.3f} | {r['knn_accuracy'] - r['knn_accuracy_random_init']:+.3f} | "
                         f"{r['steps']} | {r['train_images_per_s']:.1f} | {hist[0]['loss']:.3f} -> "
-                        f"{hist[-1]['loss']:.3f} | {r['load_before'][0]:.1f} |")
+                        f"{hist[-1]['loss']:.3f} | {load} |")
     return "\n".join(rows) + "\n"
 
 

@@ -61,9 +61,9 @@ class MoCo(TwoViewMethod):
     AdamW(1e-3), batch 128, 320 steps on TensorFlow; kNN (k=20) against 0.592
     for the mean of 5 random inits, `tests/test_staples_learning.py`): v3
     with predictor 512, `temperature=0.2` and momentum from 0.99: kNN 0.831;
-    v2 with `queue_size=1024`, `temperature=0.2` and constant momentum 0.99:
-    0.806. `embedding_std` times sqrt(128): 1.00 and 0.97 (0 would be
-    collapse). The default v3 temperature 1.0 was not measured at this budget.
+    v2 (one-sided) with `queue_size=1024`, `temperature=0.2` and constant
+    momentum 0.99: 0.832. `embedding_std` times sqrt(128): 1.00 and 0.97 (0
+    would be collapse). The default v3 temperature 1.0 was not measured at this budget.
 
     Args:
         encoder: keras.Model. Images in [0, 1] -> (batch, D).

@@ -3,7 +3,8 @@
 BYOL, MoCo, SimSiam, Barlow Twins, VICReg, NNCLR and SwAV all augment each
 image twice, run both views through the encoder and a projection head (and
 some through a predictor and a momentum teacher), then differ only in the
-loss. `TwoViewMethod` owns that shared training `call` and the bookkeeping
+loss. MoCo v2's one-sided step (`one_sided`) sends view 1 through the
+encoder and view 2 through the teacher only. `TwoViewMethod` owns that shared training `call` and the bookkeeping
 around each method's loss (collapse metric, teacher update, online probe),
 so each method's `compute_loss` is its loss and nothing else.
 """
@@ -165,7 +166,7 @@ class TwoViewMethod(SSLMethod):
         return outputs
 
     def finish_loss(self, loss, y_pred, labels, training):
-        """Logs the collapse metric, moves the teacher (training only), adds the probe."""
+        """Logs the collapse metric (view 1's projections), moves the teacher (training only), adds the probe."""
         z1 = ops.stop_gradient(ops.cast(y_pred["projections"], "float32"))
         if not self.one_sided:
             z1, _ = ops.split(z1, 2, axis=0)
