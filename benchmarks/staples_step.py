@@ -17,7 +17,9 @@ Two recipes (`RECIPES`):
   (docs/source/getting_started/benchmarks/cifar10_benchmark.py, lightly commit
   e93a49d; smaller heads, SimCLR views without blur for every two-view method,
   SGD 0.06 x batch/128 with cosine decay and weight decay 5e-4, SwAV with Adam
-  1e-3 x batch/128 and 2 crops of 32 px, memory banks of 8,192 at batch 512).
+  1e-3 x batch/128 and 2 crops of 32 px, memory banks of 8,192 at batch 512,
+  MoCo v2's loss symmetric on both sides: `MoCo(symmetric=True)`, where the
+  paper recipe is one-sided).
   MoCo v3 and VICReg have no row there; they get kerassl's heads (MoCo v3) or
   Barlow Twins' CIFAR head (VICReg) with the same optimizer. The kNN rows and
   `cifar10_table.py` (the GPU suite) use it.
@@ -148,6 +150,8 @@ def kerassl_model(method, recipe, image_size=32, encoder="resnet18", seed=0, sch
     if method == "nnclr" and layers != 3:
         extra["projection_head"] = heads.MLPHead([r["projection_hidden_dim"], r["projection_dim"]],
                                                  last_batch_norm=True, name="projection_head")
+    if method == "moco_v2" and recipe != "paper":
+        extra["symmetric"] = True  # as lightly_trainer: its CIFAR-10 benchmark's loss is symmetric
     if method.startswith("moco"):
         return kerassl.MoCo(backbone, version=method[-2:], **r, **extra)
     classes = dict(byol=kerassl.BYOL, simsiam=kerassl.SimSiam, barlow_twins=kerassl.BarlowTwins,
@@ -627,11 +631,12 @@ def markdown(report):
                         rows.append(f"| {TITLES.get(method, method)} | {side} | error: {r['error']} |||||||")
                         continue
                     hist = r["history"]
+                    load = f"{r['load_before'][0]:.1f}" if r.get("load_before") else "n/a"  # --side runs: none
                     rows.append(
                         f"| {TITLES.get(method, method)} | {r['side']} | {r['knn_accuracy_random_init']:.3f} | "
                         f"{r['knn_accuracy']:.3f} | {r['knn_accuracy'] - r['knn_accuracy_random_init']:+.3f} | "
                         f"{r['steps']} | {r['train_images_per_s']:.1f} | {hist[0]['loss']:.3f} -> "
-                        f"{hist[-1]['loss']:.3f} | {r['load_before'][0]:.1f} |")
+                        f"{hist[-1]['loss']:.3f} | {load} |")
     return "\n".join(rows) + "\n"
 
 

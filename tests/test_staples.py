@@ -114,6 +114,10 @@ def test_bad_arguments_are_clear(make_encoder):
         kerassl.MoCo(make_encoder(), version="v2", prediction_head=kerassl.heads.prediction_head(8, 8))
     with pytest.raises(ValueError, match="queue_size"):
         kerassl.NNCLR(make_encoder(), queue_size=0)
+    with pytest.raises(ValueError, match="symmetric=True is a MoCo v2 option"):
+        kerassl.MoCo(make_encoder(), symmetric=True)
+    with pytest.raises(ValueError, match="symmetric must be True or False"):
+        kerassl.MoCo(make_encoder(), version="v2", symmetric="yes")
     with pytest.raises(ValueError, match="temperature must be positive"):
         kerassl.MoCo(make_encoder(), temperature=0)
     with pytest.raises(ValueError, match="off_diagonal_weight"):
@@ -122,6 +126,24 @@ def test_bad_arguments_are_clear(make_encoder):
         kerassl.SwAV(make_encoder(), num_local_crops=-1)
     with pytest.raises(TypeError, match="Keras model"):
         kerassl.BYOL("resnet")
+
+
+@pytest.mark.parametrize("symmetric, keys_per_step", [(False, 8), (True, 16)])
+def test_moco_v2_enqueues_one_key_per_image_or_two_when_symmetric(symmetric, keys_per_step, make_encoder, tmp_path):
+    images, labels = tiny_data((16, 16, 3), count=16)
+    model = make_moco_v2(make_encoder(), symmetric=symmetric, queue_size=64, num_classes=3)
+    model.compile(optimizer="adam")
+    history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0, shuffle=False)  # 2 steps
+    assert int(keras.ops.convert_to_numpy(model.queue.pointer)) == 2 * keys_per_step
+    assert history.history["embedding_std"][0] > 0 and "probe_accuracy" in history.history
+    # 7 images: an odd batch scores and logs without a training step.
+    logs = model.evaluate(images[:7], labels[:7], batch_size=7, verbose=0, return_dict=True)
+    assert np.isfinite(logs["loss"]) and logs["embedding_std"] > 0
+    config = model.get_config()
+    assert config["symmetric"] is symmetric
+    assert kerassl.MoCo.from_config(config).symmetric is symmetric
+    model.save(tmp_path / "moco.keras")
+    assert keras.saving.load_model(tmp_path / "moco.keras", safe_mode=True).symmetric is symmetric
 
 
 def test_online_probe_learns_from_labels(make_encoder):

@@ -6,18 +6,21 @@ these tests check what each method's `compute_loss` feeds them. Each one calls
 every view, projection, prediction and teacher projection is known, and compares the
 loss with the paper's pairing written out here: BYOL and MoCo v3 predict the teacher's
 projection of the *other* view; SimSiam the other view's stop-gradient projection;
-MoCo v2's keys come from the second view and its negatives from the queue; NNCLR swaps
+MoCo v2's keys come from the second view and its negatives from the queue (and its
+one-sided `call` sends view 1 to the encoder only, view 2 to the teacher only); NNCLR swaps
 in the nearest neighbour of each view's projection from its support set; Barlow Twins
 and VICReg use the method's own weights. Each test fails under one of the staples'
 breakages in `tools/mutations.py`.
 """
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from kerassl import losses
 from tests.conftest import tiny_encoder
+from tests.test_losses_staples import moco_v2_reference
 from tests.test_staples import (
     make_barlow_twins,
     make_byol,
@@ -90,11 +93,60 @@ def test_moco_v3_contrasts_each_query_with_the_keys_of_the_other_view():
 def test_moco_v2_queries_the_first_view_against_keys_of_the_second_and_the_queue():
     model = built(make_moco_v2)
     queue = filled_bank(model.queue, seed=1)
-    y_pred = outputs("projections", "teacher_projections")
-    q1, _ = halves(y_pred["projections"])
-    _, k2 = halves(y_pred["teacher_projections"])
-    expected = value(losses.moco_v2_loss(q1, losses.l2_normalize(k2), queue, model.temperature))
+    # One-sided: `call` gives the loss view 1's projections and view 2's keys, N rows each.
+    y_pred = {name: rows[:N] for name, rows in outputs("projections", "teacher_projections").items()}
+    q1, k2 = y_pred["projections"], y_pred["teacher_projections"]
+    expected = moco_v2_reference(q1, k2, queue, model.temperature)
     np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+
+
+def test_symmetric_moco_v2_averages_both_directions_against_the_queue_before_the_step():
+    model = built(make_moco_v2, symmetric=True, queue_size=4 * N)
+    queue = filled_bank(model.queue, seed=1)
+    y_pred = outputs("projections", "teacher_projections")
+    q1, q2 = halves(y_pred["projections"])
+    k1, k2 = halves(y_pred["teacher_projections"])
+    t = model.temperature
+    expected = 0.5 * (moco_v2_reference(q1, k2, queue, t) + moco_v2_reference(q2, k1, queue, t))
+    np.testing.assert_allclose(loss_of(model, y_pred), expected, rtol=1e-5)
+    assert abs(expected - 0.5 * (moco_v2_reference(q1, k1, queue, t) + moco_v2_reference(q2, k2, queue, t))) > 1e-2
+    # A training step scores both terms against the same queue, then enqueues view 2's
+    # keys and view 1's (2N rows) over the oldest rows.
+    images = np.zeros((N, 16, 16, 3), "float32")
+    trained = value(model.compute_loss(images, y_pred=y_pred, training=True))
+    np.testing.assert_allclose(trained, expected, rtol=1e-5)
+    unit = lambda z: z / np.linalg.norm(z, axis=-1, keepdims=True)  # noqa: E731
+    bank = ops.convert_to_numpy(model.queue.bank)
+    np.testing.assert_allclose(bank[: 2 * N], np.concatenate([unit(k2), unit(k1)]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(bank[2 * N :], queue[2 * N :])
+    assert int(ops.convert_to_numpy(model.queue.pointer)) == 2 * N
+
+
+class Negative(keras.layers.Layer):
+    """A fixed second "view": 1 - images, so each view's outputs can be told apart."""
+
+    def call(self, images, training=None):
+        return 1.0 - images
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_one_sided_moco_v2_sends_view_1_to_the_encoder_and_view_2_to_the_teacher(symmetric):
+    model = built(make_moco_v2, symmetric=symmetric, augmenter=keras.layers.Identity(), second_augmenter=Negative())
+    view1 = np.random.default_rng(0).uniform(size=(N, 16, 16, 3)).astype("float32")
+    view2 = 1.0 - view1
+    y_pred = model(view1, training=True)  # the first step: the teacher starts as the student
+
+    def projections(views):  # what the online encoder and projector make of `views`, as one batch
+        features = model.encoder(views, training=True)
+        return ops.convert_to_numpy(model.projection_head(features, training=True))
+
+    if symmetric:  # both views through both networks
+        online = teacher = projections(np.concatenate([view1, view2]))
+    else:  # view 1 through the encoder alone, view 2 through the teacher alone
+        online, teacher = projections(view1), projections(view2)
+    assert tuple(y_pred["features"].shape) == (len(online), 16)
+    np.testing.assert_allclose(ops.convert_to_numpy(y_pred["projections"]), online, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(y_pred["teacher_projections"]), teacher, rtol=1e-4, atol=1e-5)
 
 
 def test_simsiam_predicts_the_other_views_projection():

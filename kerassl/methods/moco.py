@@ -1,6 +1,8 @@
 """MoCo v2 and v3: momentum contrast."""
 
 
+from keras import ops
+
 from kerassl import augment, heads, losses
 from kerassl.methods.two_view import TwoViewMethod, split_views
 from kerassl.teacher import MemoryBank
@@ -30,7 +32,17 @@ class MoCo(TwoViewMethod):
     `version="v2"`: no predictor; queries from view 1, keys from view 2,
     negatives from a queue of `queue_size` earlier keys
     (`kerassl.teacher.MemoryBank`, updated inside the step, saved with the
-    model; `kerassl.losses.moco_v2_loss`). Temperature 0.2, constant
+    model; `kerassl.losses.moco_v2_loss`). As in the paper, the step is
+    one-sided: view 1 goes through the encoder and projector only, view 2
+    through the momentum encoder only, so a step costs one trained forward
+    and backward pass plus one teacher forward pass per image (v3 and
+    `symmetric=True` cost two of each). `symmetric=True` is the variant of
+    lightly's CIFAR-10 benchmark: `0.5 * (L(q1, k2) + L(q2, k1))`, both
+    terms against the queue as it was before the step, then the keys of
+    view 2 and of view 1 enqueued (2N rows per step). lightly's second term
+    already sees the first term's keys among its negatives (its memory bank
+    is updated inside the loss call); here neither term sees this batch's
+    keys as negatives, as in the one-sided step. Temperature 0.2, constant
     momentum 0.999, projector 2048-128 without BatchNorm, SimCLR-style views
     with crop scale (0.2, 1) and colour strength 0.5 (`--aug-plus`). The
     queue starts as random unit vectors, as the official code's. Not done
@@ -49,9 +61,9 @@ class MoCo(TwoViewMethod):
     AdamW(1e-3), batch 128, 320 steps on TensorFlow; kNN (k=20) against 0.592
     for the mean of 5 random inits, `tests/test_staples_learning.py`): v3
     with predictor 512, `temperature=0.2` and momentum from 0.99: kNN 0.831;
-    v2 with `queue_size=1024`, `temperature=0.2` and constant momentum 0.99:
-    0.806. `embedding_std` times sqrt(128): 1.00 and 0.97 (0 would be
-    collapse). The default v3 temperature 1.0 was not measured at this budget.
+    v2 (one-sided) with `queue_size=1024`, `temperature=0.2` and constant
+    momentum 0.99: 0.832. `embedding_std` times sqrt(128): 1.00 and 0.97 (0
+    would be collapse). The default v3 temperature 1.0 was not measured at this budget.
 
     Args:
         encoder: keras.Model. Images in [0, 1] -> (batch, D).
@@ -62,6 +74,9 @@ class MoCo(TwoViewMethod):
         temperature: float or None.
         queue_size: int. v2's number of negatives, 65536 (a few thousand
             suit datasets of tens of thousands of images).
+        symmetric: bool. v2 only. False (the paper): queries from view 1
+            against keys of view 2. True: both directions, averaged; twice
+            the forward and backward work of a step.
         momentum_start: float or None.
         momentum_end: float or None.
         momentum_schedule_steps: int or None. None: set by each `fit`.
@@ -76,6 +91,7 @@ class MoCo(TwoViewMethod):
     ```python
     model = kerassl.MoCo(encoder)                       # v3
     model = kerassl.MoCo(encoder, version="v2", queue_size=4096)
+    model = kerassl.MoCo(encoder, version="v2", queue_size=4096, symmetric=True)
     model.compile(optimizer="adamw")
     model.fit(images, epochs=10, batch_size=256)
     ```
@@ -97,6 +113,7 @@ class MoCo(TwoViewMethod):
         prediction_hidden_dim=4096,
         temperature=None,
         queue_size=65536,
+        symmetric=False,
         momentum_start=None,
         momentum_end=None,
         momentum_schedule_steps=None,
@@ -123,6 +140,11 @@ class MoCo(TwoViewMethod):
         if int(queue_size) < 1:
             raise ValueError(f"queue_size must be a positive int; got {queue_size}.")
         self.queue_size = int(queue_size)
+        if not isinstance(symmetric, bool):
+            raise ValueError(f"symmetric must be True or False; got {symmetric!r}.")
+        if symmetric and version != "v2":
+            raise ValueError("symmetric=True is a MoCo v2 option; MoCo v3's loss is always symmetric.")
+        self.symmetric = symmetric
         projection_head = projection_head or heads.moco_projection_head(
             self.projection_hidden_dim, self.projection_dim, version
         )
@@ -145,6 +167,11 @@ class MoCo(TwoViewMethod):
         )
         self.queue = None
 
+    @property
+    def one_sided(self):
+        """The paper's v2 step: the encoder sees view 1 only, the teacher view 2 only."""
+        return self.version == "v2" and not self.symmetric
+
     def default_augmenters(self, image_shape):
         size, channels = image_shape[1:3], image_shape[-1]
         if self.version == "v2":
@@ -158,12 +185,24 @@ class MoCo(TwoViewMethod):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         y_pred, labels = self.training_outputs(x, y, y_pred, training)
-        k1, k2 = split_views(y_pred["teacher_projections"])
         if self.version == "v3":
+            k1, k2 = split_views(y_pred["teacher_projections"])
             q1, q2 = split_views(y_pred["predictions"])
             loss = losses.moco_v3_loss(q1, k2, self.temperature) + losses.moco_v3_loss(q2, k1, self.temperature)
+        elif self.symmetric:
+            q1, q2 = split_views(y_pred["projections"])
+            k1, k2 = (losses.l2_normalize(k) for k in split_views(y_pred["teacher_projections"]))
+            # View 2's keys first, then view 1's: the order lightly's two loss calls enqueue them.
+            keys = ops.concatenate([k2, k1], axis=0)
+            negatives = self.queue.update(keys) if training else self.queue.content()
+            loss = 0.5 * (
+                losses.moco_v2_loss(q1, k2, negatives, self.temperature)
+                + losses.moco_v2_loss(q2, k1, negatives, self.temperature)
+            )
         else:
-            q1, _ = split_views(y_pred["projections"])
+            # One view each (`one_sided`): queries of view 1, keys of view 2.
+            q1 = ops.cast(y_pred["projections"], "float32")
+            k2 = ops.cast(y_pred["teacher_projections"], "float32")
             keys = losses.l2_normalize(k2)
             negatives = self.queue.update(keys) if training else self.queue.content()
             loss = losses.moco_v2_loss(q1, keys, negatives, self.temperature)
@@ -178,6 +217,7 @@ class MoCo(TwoViewMethod):
             prediction_hidden_dim=self.prediction_hidden_dim,
             temperature=self.temperature,
             queue_size=self.queue_size,
+            symmetric=self.symmetric,
         )
         if self.version == "v2":
             config["prediction_head"] = None

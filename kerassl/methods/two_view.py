@@ -3,7 +3,8 @@
 BYOL, MoCo, SimSiam, Barlow Twins, VICReg, NNCLR and SwAV all augment each
 image twice, run both views through the encoder and a projection head (and
 some through a predictor and a momentum teacher), then differ only in the
-loss. `TwoViewMethod` owns that shared training `call` and the bookkeeping
+loss. MoCo v2's one-sided step (`one_sided`) sends view 1 through the
+encoder and view 2 through the teacher only. `TwoViewMethod` owns that shared training `call` and the bookkeeping
 around each method's loss (collapse metric, teacher update, online probe),
 so each method's `compute_loss` is its loss and nothing else.
 """
@@ -30,7 +31,10 @@ class TwoViewMethod(SSLMethod):
     return self.finish_loss(loss, y_pred, labels, training)
     ```
 
-    Each tensor in `y_pred` holds view 1 then view 2 along the batch axis.
+    Each tensor in `y_pred` holds view 1 then view 2 along the batch axis,
+    unless the method is `one_sided` (MoCo v2 as in its paper): then the
+    online networks see view 1 only and the teacher view 2 only, and each
+    tensor holds one view.
 
     Args:
         encoder: keras.Model, images -> (batch, features).
@@ -51,6 +55,11 @@ class TwoViewMethod(SSLMethod):
     nested_config_keys = ("encoder", "augmenter", "second_augmenter", "projection_head", "prediction_head")
 
     training_only_metrics = ("teacher_momentum",)
+
+    # True: the encoder and heads forward view 1 only and the teacher view 2
+    # only, for a loss that pairs those two alone (half the work of both views
+    # through both networks).
+    one_sided = False
 
     def __init__(
         self,
@@ -124,17 +133,24 @@ class TwoViewMethod(SSLMethod):
         self.built = True
 
     # -- training ------------------------------------------------------------
-    def make_views(self, images):
+    def view_pair(self, images):
+        """(view 1, view 2) of a batch of images."""
         second = self.second_augmenter or self.augmenter
-        return ops.concatenate(
-            [self.augmenter(images, training=True), second(images, training=True)], axis=0
-        )
+        return self.augmenter(images, training=True), second(images, training=True)
+
+    def make_views(self, images):
+        """View 1 then view 2, stacked along the batch axis."""
+        return ops.concatenate(self.view_pair(images), axis=0)
 
     def call(self, inputs, training=False):
         if not training:
             return super().call(inputs)
         images, _ = split_inputs(inputs)
-        views = self.make_views(self.prepare_images(images))
+        first, second = self.view_pair(self.prepare_images(images))
+        if self.one_sided:
+            views, teacher_views = first, second
+        else:
+            views = teacher_views = ops.concatenate([first, second], axis=0)
         # In a training step the networks train; while `evaluate` draws its views
         # (`layers_training` False) BatchNorm keeps its moving statistics.
         mode = self.layers_training
@@ -146,12 +162,14 @@ class TwoViewMethod(SSLMethod):
         if self.teacher is not None:
             if mode:
                 self.teacher.start_as_students()
-            outputs["teacher_projections"] = self.teacher(views, training=mode)
+            outputs["teacher_projections"] = self.teacher(teacher_views, training=mode)
         return outputs
 
     def finish_loss(self, loss, y_pred, labels, training):
-        """Logs the collapse metric, moves the teacher (training only), adds the probe."""
-        z1, _ = ops.split(ops.stop_gradient(ops.cast(y_pred["projections"], "float32")), 2, axis=0)
+        """Logs the collapse metric (view 1's projections), moves the teacher (training only), adds the probe."""
+        z1 = ops.stop_gradient(ops.cast(y_pred["projections"], "float32"))
+        if not self.one_sided:
+            z1, _ = ops.split(z1, 2, axis=0)
         self.embedding_std_tracker.update_state(losses.embedding_std(z1))
         if self.teacher is not None and training:
             self.momentum_tracker.update_state(self.teacher.update())
