@@ -33,6 +33,7 @@ FILES = {
     "barlow_twins": "kerassl/methods/barlow_twins.py",
     "vicreg": "kerassl/methods/vicreg.py",
     "teacher": "kerassl/teacher.py",
+    "two_view": "kerassl/methods/two_view.py",
     "losses_byol": "kerassl/losses/byol.py",
     "losses_swav": "kerassl/losses/swav.py",
 }
@@ -271,9 +272,9 @@ MUTATIONS = [
         "MoCo v3's queries are contrasted with the keys of their own view",
     ),
     Mutation(
-        "moco_v2_keys_from_query_view", "moco",
-        "keys = losses.l2_normalize(k2)",
-        "keys = losses.l2_normalize(k1)",
+        "moco_v2_keys_from_query_view", "two_view",
+        "views, teacher_views = first, second",
+        "views, teacher_views = first, first",
         (STAPLES_WIRING, "tests/test_staples.py"),
         "MoCo v2's positive key is the teacher's view of the query's own crop",
     ),
