@@ -97,7 +97,8 @@ def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
 # that load; JAX draws other inits: 0.728 for the one trained, 0.627 mean of 5):
 #   byol 0.643 (+0.016; 0.80), simsiam 0.705 (+0.078; 0.99), barlow_twins 0.818 (+0.191; 0.81,
 #   2026-12-04), vicreg 0.824 (+0.197; 0.84), moco_v3 0.806 (+0.179; 1.00), moco_v2 0.810 (+0.183; 0.97,
-#   before the one-sided step), nnclr 0.794 (+0.167; 1.00), swav 0.731 (+0.104; 0.93).
+#   before the one-sided step; after it 0.801, +0.174, 0.96, load 2-3), nnclr 0.794 (+0.167; 1.00),
+#   swav 0.731 (+0.104; 0.93).
 # BYOL variants tried on JAX, seed 0: momentum from 0.96 0.622; AdamW(3e-3) 0.654 (+0.027):
 # neither fixes it, so BYOL keeps its recipe and on JAX asserts only that it beats the mean.
 # BYOL on JAX: no backend bug found. With identical initial weights (saved on TF, loaded on
