@@ -4,9 +4,10 @@ BYOL, MoCo, SimSiam, Barlow Twins, VICReg, NNCLR and SwAV all augment each
 image twice, run both views through the encoder and a projection head (and
 some through a predictor and a momentum teacher), then differ only in the
 loss. MoCo v2's one-sided step (`one_sided`) sends view 1 through the
-encoder and view 2 through the teacher only. `TwoViewMethod` owns that shared training `call` and the bookkeeping
-around each method's loss (collapse metric, teacher update, online probe),
-so each method's `compute_loss` is its loss and nothing else.
+encoder and view 2 through the teacher only. `TwoViewMethod` owns that
+shared training `call` and the bookkeeping around each method's loss
+(collapse metric, teacher update, online probe), so each method's
+`compute_loss` is its loss and nothing else.
 """
 
 import inspect
