@@ -246,3 +246,24 @@ def test_cifar10_table_smoke_runs_a_staple_row():
         for flag, value in (("--batch", "512"), ("--epochs", "200"), ("--knn-k", "200"),
                             ("--recipe", "cifar10"), ("--methods", method)):
             assert command[command.index(flag) + 1] == value
+
+
+def test_torch_init_draws_the_convs_as_pytorch_does():
+    """`staples_step --init torch`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) per conv, as nn.Conv2d."""
+    import staples_step
+
+    import kerassl
+
+    encoder = kerassl.backbones.resnet18(input_shape=(32, 32, 3), stem="cifar", width=16)
+    convs = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)]
+    before = [keras.ops.convert_to_numpy(layer.kernel) for layer in convs]
+    staples_step.torch_default_conv_init(encoder, seed=0)
+    for layer, old in zip(convs, before):
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        fan_in = int(np.prod(kernel.shape[:-1]))
+        assert np.abs(kernel).max() <= 1 / np.sqrt(fan_in)
+        if kernel.size >= 2000:  # enough draws for the standard deviation to be close
+            assert np.std(kernel) == pytest.approx(1 / np.sqrt(3 * fan_in), rel=0.05)
+            # kerassl's own draw (torchvision's fan-out normal) is wider by about sqrt(6) for 3x3s
+            if kernel.shape[:2] == (3, 3) and kernel.shape[2] == kernel.shape[3]:
+                assert np.std(old) / np.std(kernel) == pytest.approx(6**0.5, rel=0.1)
