@@ -21,7 +21,8 @@ Two recipes (`RECIPES`):
   MoCo v2's loss symmetric on both sides: `MoCo(symmetric=True)`, where the
   paper recipe is one-sided).
   MoCo v3 and VICReg have no row there; they get kerassl's heads (MoCo v3) or
-  Barlow Twins' CIFAR head (VICReg) with the same optimizer. The kNN rows and
+  Barlow Twins' CIFAR head (VICReg), MoCo v3 with the same SGD, VICReg with SwAV's
+  Adam (at SGD 0.06 its loss went to NaN within 5 steps on both sides). The kNN rows and
   `cifar10_table.py` (the GPU suite) use it.
 
 Throughput (`--task step`): kerassl runs `model.fit` on uint8 images with the
@@ -95,7 +96,8 @@ RECIPES = {
         "simsiam": dict(projection_hidden_dim=2048, projection_dim=2048, projection_layers=2,
                         prediction_hidden_dim=512, lr_scaling=False),
         "barlow_twins": dict(projection_hidden_dim=2048, projection_dim=2048, layers=2),
-        "vicreg": dict(projection_hidden_dim=2048, projection_dim=2048, layers=2),
+        # SGD at 0.06 took VICReg's loss to NaN within 5 steps on both sides (2026-12-07): Adam as SwAV
+        "vicreg": dict(projection_hidden_dim=2048, projection_dim=2048, layers=2, optimizer="adam"),
         "swav": dict(projection_hidden_dim=512, projection_dim=128, num_prototypes=512,
                      num_local_crops=0, freeze_prototypes_steps=0, optimizer="adam"),
         "nnclr": dict(projection_hidden_dim=2048, projection_dim=256, prediction_hidden_dim=4096,
