@@ -141,11 +141,17 @@ def torch_default_conv_init(backbone, seed=0):
             kernel.assign(rng.uniform(-bound, bound, kernel.shape).astype("float32"))
 
 
+# lightly's transforms end with this normalization (lightly.transforms.utils.IMAGENET_NORMALIZE).
+IMAGENET_NORMALIZE = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
 def kerassl_model(method, recipe, image_size=32, encoder="resnet18", seed=0, schedule_steps=None,
-                  init="kerassl"):
+                  init="kerassl", input_norm="none"):
     """kerassl's method for `RECIPES[recipe][method]` (views: the method's defaults for
     "paper", SimCLR views without blur for "cifar10", as lightly's benchmark).
-    `init="torch"`: the backbone's convs drawn as lightly's (`torch_default_conv_init`)."""
+    `init="torch"`: the backbone's convs drawn as lightly's (`torch_default_conv_init`);
+    `input_norm="imagenet"`: the ResNet standardizes its [0, 1] inputs with ImageNet's
+    mean and std inside the model, as lightly's transforms do (kerassl's default: none)."""
     import keras
 
     import kerassl
@@ -154,7 +160,8 @@ def kerassl_model(method, recipe, image_size=32, encoder="resnet18", seed=0, sch
     keras.utils.set_random_seed(seed)
     shape = (image_size, image_size, 3)
     if encoder == "resnet18":
-        backbone = kerassl.backbones.resnet18(input_shape=shape, stem="cifar")
+        backbone = kerassl.backbones.resnet18(
+            input_shape=shape, stem="cifar", normalization=IMAGENET_NORMALIZE if input_norm == "imagenet" else None)
     else:  # the smoke mode's tiny encoder
         backbone = kerassl.backbones.small_convnet(input_shape=shape, width=8, feature_dim=32)
     if init == "torch":
@@ -232,7 +239,7 @@ def kerassl_step(method, recipe, batch, warmup, steps, encoder="resnet18", image
                 **summarize(timer.times, batch, warmup, timer.cpu_times))
 
 
-def kerassl_knn(method, recipe, config, encoder="resnet18", init="kerassl"):
+def kerassl_knn(method, recipe, config, encoder="resnet18", init="kerassl", input_norm="none"):
     import keras
     import shared
     from step_timer import StepTimer
@@ -242,7 +249,8 @@ def kerassl_knn(method, recipe, config, encoder="resnet18", init="kerassl"):
     steps_per_epoch = len(x_train) // batch
     total = steps_per_epoch * epochs
     # One momentum cosine over the whole run (fit is called once per epoch).
-    model = kerassl_model(method, recipe, x_train.shape[1], encoder, schedule_steps=total, init=init)
+    model = kerassl_model(method, recipe, x_train.shape[1], encoder, schedule_steps=total, init=init,
+                          input_norm=input_norm)
     model.build((None,) + x_train.shape[1:])
 
     def knn_of(net):
@@ -265,7 +273,8 @@ def kerassl_knn(method, recipe, config, encoder="resnet18", init="kerassl"):
                          shuffle=False, verbose=0, callbacks=[timer])
         history.append({k: round(float(v[-1]), 4) for k, v in logs.history.items()})
     train_s = time.perf_counter() - started
-    label = ", torch's conv init" if init == "torch" else ""
+    label = (", torch's conv init" if init == "torch" else "") + (
+        ", ImageNet-standardized inputs" if input_norm == "imagenet" else "")
     return dict(side=f"kerassl {keras.config.backend()} jit {'on' if model.jit_compile else 'off'}{label}",
                 knn_accuracy=knn_of(model.encoder),
                 knn_accuracy_random_init=random_init, steps=total, train_s=round(train_s, 1),
@@ -581,7 +590,8 @@ def run_one(side, args, method):
            "--task", args.task, "--recipe", args.recipe, "--batch", str(args.batch),
            "--warmup", str(args.warmup), "--steps", str(args.steps), "--train-size", str(args.train_size),
            "--test-size", str(args.test_size), "--epochs", str(args.epochs), "--knn-k", str(args.knn_k),
-           "--data", args.data, "--encoder", args.encoder, "--init", args.init]
+           "--data", args.data, "--encoder", args.encoder, "--init", args.init,
+           "--input-norm", args.input_norm]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
     if args.threads:
         cmd += ["--threads", str(args.threads)]
@@ -699,6 +709,9 @@ def parse(argv=None):
     parser.add_argument("--init", choices=("kerassl", "torch"), default="kerassl",
                         help="kerassl's side, --task knn: 'torch' redraws the backbone's convs as "
                              "lightly's ResNetGenerator has them (PyTorch's default)")
+    parser.add_argument("--input-norm", choices=("none", "imagenet"), default="none",
+                        help="kerassl's side, resnet18: 'imagenet' standardizes the inputs inside the "
+                             "model as lightly's transforms do")
     parser.add_argument("--timeout", type=int, default=None,
                         help="--paired: seconds per run (default 900 for step, none for knn; 0: none)")
     parser.add_argument("--threads", type=int, default=0,
@@ -728,7 +741,7 @@ def main(argv=None):
                       batch_size=args.batch, epochs=args.epochs, knn_k=args.knn_k, seed=0,
                       image_size=32, num_workers=1)
         if args.side == "kerassl":
-            result = kerassl_knn(args.method, args.recipe, config, args.encoder, args.init)
+            result = kerassl_knn(args.method, args.recipe, config, args.encoder, args.init, args.input_norm)
         else:
             result = lightly_knn(args.method, args.recipe, config)
     print(json.dumps(dict(method=args.method, recipe=args.recipe, batch=args.batch, **result)))
