@@ -59,7 +59,7 @@ def test_cli_pretrain_evaluate_finetune(tmp_path, capsys):
     cli.main(
         [
             "pretrain", "--data", "digits", "--backbone", "small_convnet", "--epochs", "1",
-            "--batch-size", "128", "--train-limit", "256", "--output", encoder_path,
+            "--batch-size", "32", "--train-limit", "64", "--output", encoder_path,
         ]
     )
     capsys.readouterr()

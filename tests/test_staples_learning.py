@@ -1,16 +1,18 @@
-"""The staples learn: each method's encoder beats random inits by kNN on MNIST (slow).
+"""SimCLR and the staples learn: each encoder beats random inits by kNN on MNIST (slow).
 
 One recipe for all (`staple_on_mnist`): 2,000 MNIST training images,
 small_convnet(width 16, 64 pooled features), BYOL's asymmetric views at
 28 px with crop scale (0.4, 1) and no flips (a mirrored digit is another
-shape), heads a quarter of the papers' width or less, AdamW(1e-3), batch
-128, 20 epochs = 320 steps; kNN (k=20) with the first 1,000 training images
-as bank and 1,000 test images as queries, against the mean of 5 random
-inits (the DINO tests' protocol, tests/test_dino.py). `python -m
-tests.test_staples_learning [name ...]` prints every method's figures.
+shape; SimCLR: its own views with the same crops), heads a quarter of the
+papers' width or less, AdamW(1e-3), batch 128, 10 or 20 epochs (160 or 320
+steps, `EPOCHS`); kNN (k=20) with the first 1,000 training images as bank
+and 1,000 test images as queries, against the mean of 5 random inits (the
+DINO tests' protocol, tests/test_dino.py). `python -m
+tests.test_staples_learning [name ...] [--seed S] [--epochs E]` prints every
+method's figures.
 """
 
-import sys
+import time
 
 from tests.conftest import shared_data_file  # noqa: F401, I001  (first: it sets up the local Hub before keras)
 
@@ -38,6 +40,9 @@ def swav_views(seed):
 
 # Short-run settings per method (teachers start at momentum 0.99: 0.996 barely moves in 320 steps).
 RECIPES = {
+    "simclr": lambda e, s: kerassl.SimCLR(
+        e, 512, 128, temperature=0.2, seed=s,
+        augmenter=kerassl.augment.simclr_augmenter(28, 1, scale=(0.4, 1.0), flip=False, seed=s)),
     "byol": lambda e, s: kerassl.BYOL(
         e, 512, 128, 512, momentum_start=0.99, seed=s, **views(s)),
     "moco_v3": lambda e, s: kerassl.MoCo(
@@ -68,17 +73,23 @@ def random_init_scores(seed=0, count=5):
     return mnist_random_inits(seed, count)["random_inits"]
 
 
-def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
+# Epochs of 16 steps (2,000 images at batch 128) per method; six train 10 (see MEASURED).
+EPOCHS = {name: 20 for name in RECIPES}
+
+
+def staple_on_mnist(name, seed=0, epochs=None, baselines=None):
+    epochs = epochs or EPOCHS[name]
     (x, _), _ = mnist_subset()
     knn = knn_on_mnist
     baselines = baselines or random_init_scores(seed)
     keras.utils.set_random_seed(seed)
     model = RECIPES[name](encoder_fn(), seed)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    start = time.perf_counter()
     history = model.fit(x, batch_size=128, epochs=epochs, verbose=0).history
     result = dict(
-        method=name, random_init=baselines[0], random_init_mean=float(np.mean(baselines)), knn=knn(model.encoder),
-        embedding_std=history["embedding_std"][-1], loss=history["loss"][-1],
+        method=name, epochs=epochs, fit_seconds=time.perf_counter() - start, random_init=baselines[0], random_init_mean=float(np.mean(baselines)), knn=knn(model.encoder),
+        embedding_std=history.get("embedding_std", [None])[-1], loss=history["loss"][-1],
     )
     print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}, flush=True)
     return result
@@ -116,16 +127,35 @@ def staple_on_mnist(name, seed=0, epochs=20, baselines=None):
 # the EMA teacher equals m t + (1 - m) s exactly on both (BatchNorm moving statistics
 # included in the EMA, as designed). What differs is the random draws (inits, views): from
 # JAX's lucky first init (0.728) the same 320 steps end at 0.643, below that init.
-# Each test asserts about half the measured gain over the random-init mean on its backend,
-# and embedding_std * sqrt(dim) > 0.3.
-MEASURED = {  # name: ({backend: margin over the random-init mean}, projection dim)
+#
+# 10 epochs (160 steps) instead of 20, for CI's time (2026-12-07, idle machine, one TF and
+# one JAX process side by side, `python -m tests.test_staples_learning --epochs 10 --seed S`),
+# kNN (gain over the mean of its 5 inits) for seeds 0 / 1:
+#   TF (means 0.592 / 0.597): simclr 0.812 (+0.220) / 0.796 (+0.199), barlow_twins 0.795
+#   (+0.203) / 0.718 (+0.121), vicreg 0.787 (+0.195) / 0.728 (+0.131), moco_v3 0.756 (+0.164)
+#   / 0.741 (+0.144), nnclr 0.721 (+0.129) / 0.659 (+0.062), simsiam 0.665 (+0.073) / 0.684
+#   (+0.087); and the three that keep 20 epochs: moco_v2 0.762 (+0.170) / 0.642 (+0.045),
+#   swav 0.633 (+0.041) / 0.662 (+0.065), byol 0.586 (-0.006) / 0.580 (-0.017).
+#   JAX (means 0.627 / 0.609): simclr 0.815 (+0.188) / 0.831 (+0.222), barlow_twins 0.789
+#   (+0.162) / 0.737 (+0.128), vicreg 0.745 (+0.118) / 0.752 (+0.143), moco_v3 0.748 (+0.121)
+#   / 0.755 (+0.146), nnclr 0.718 (+0.091) / 0.749 (+0.140), simsiam 0.694 (+0.067) / 0.670
+#   (+0.061); moco_v2 0.697 (+0.070) / 0.712 (+0.103), swav 0.675 (+0.048) / 0.653 (+0.044),
+#   byol 0.594 (-0.033) / 0.570 (-0.039).
+# So the six whose gains stay clear at 160 steps train 10 epochs (`EPOCHS`), BYOL, MoCo v2
+# and SwAV keep 20. SimCLR (no slow test of its own outside the TF-only demo) joined here
+# with these figures. embedding_std * sqrt(dim) at 10 epochs: 0.80-1.00 (SimCLR logs none).
+# Each test asserts about half the smallest gain measured over the random-init mean on its
+# backend, at its epochs, and embedding_std * sqrt(dim) > 0.3.
+EPOCHS.update(simclr=10, barlow_twins=10, vicreg=10, moco_v3=10, nnclr=10, simsiam=10)
+MEASURED = {  # name: ({backend: margin over the random-init mean}, projection dim or None)
+    "simclr": (dict(tensorflow=0.10, jax=0.09), None),
     "byol": (dict(tensorflow=0.05, jax=0.0), 128),
-    "simsiam": (dict(tensorflow=0.08, jax=0.04), 512),
-    "barlow_twins": (dict(tensorflow=0.12, jax=0.10), 512),
-    "vicreg": (dict(tensorflow=0.12, jax=0.10), 512),
-    "moco_v3": (dict(tensorflow=0.12, jax=0.09), 128),
+    "simsiam": (dict(tensorflow=0.03, jax=0.03), 512),
+    "barlow_twins": (dict(tensorflow=0.06, jax=0.06), 512),
+    "vicreg": (dict(tensorflow=0.06, jax=0.05), 512),
+    "moco_v3": (dict(tensorflow=0.07, jax=0.06), 128),
     "moco_v2": (dict(tensorflow=0.10, jax=0.09), 128),
-    "nnclr": (dict(tensorflow=0.10, jax=0.08), 128),
+    "nnclr": (dict(tensorflow=0.03, jax=0.04), 128),
     "swav": (dict(tensorflow=0.06, jax=0.05), 128),
 }
 
@@ -138,11 +168,19 @@ def test_encoder_beats_random_inits_by_knn_on_mnist(name):
         pytest.skip(f"{name}'s margin was not measured on {keras.config.backend()}")
     margin = margins[keras.config.backend()]
     result = staple_on_mnist(name)  # the random inits are measured once per process
-    assert result["embedding_std"] * dim**0.5 > 0.3, result
+    if dim is not None:
+        assert result["embedding_std"] * dim**0.5 > 0.3, result
     assert result["knn"] > result["random_init_mean"] + margin, result
 
 
 if __name__ == "__main__":
-    scores = random_init_scores()
-    for method in sys.argv[1:] or sorted(RECIPES):
-        staple_on_mnist(method, baselines=scores)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Prints each staple's kNN against its random inits.")
+    parser.add_argument("methods", nargs="*", default=sorted(RECIPES))
+    parser.add_argument("--seed", type=int, default=0, help="the init trained and the first of the 5 inits")
+    parser.add_argument("--epochs", type=int, default=None, help="default: each method's in EPOCHS")
+    args = parser.parse_args()
+    scores = random_init_scores(args.seed)
+    for method in args.methods:
+        staple_on_mnist(method, seed=args.seed, epochs=args.epochs, baselines=scores)
