@@ -61,7 +61,8 @@ def load_data(name, path=None, image_size=None, train_limit=None):
     from kerassl import datasets
 
     if name == "digits":
-        return datasets.load_digits(image_size=image_size or 8)
+        (x, y), test = datasets.load_digits(image_size=image_size or 8)
+        return (x[:train_limit], y[:train_limit]), test
     if name == "mnist":
         return datasets.mnist(path=path, train_limit=train_limit)
     if name == "cifar10":

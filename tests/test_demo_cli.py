@@ -54,6 +54,14 @@ def test_few_labels_picks_each_class():
     np.testing.assert_array_equal(picked, few_labels(labels, 3, seed=0))
 
 
+def test_train_limit_applies_to_the_digits():
+    # It was ignored for digits: `--train-limit 64` pretrained on all 1,437 images.
+    images, ((x, y), (x_test, _)) = cli.load_images("digits", train_limit=64)
+    assert len(images) == len(x) == len(y) == 64
+    assert len(x_test) == 360  # the test split is not limited
+    assert len(cli.load_images("digits")[0]) == 1437
+
+
 def test_cli_pretrain_evaluate_finetune(tmp_path, capsys):
     encoder_path = str(tmp_path / "encoder.keras")
     cli.main(
