@@ -73,10 +73,6 @@ def random_init_scores(seed=0, count=5):
     return mnist_random_inits(seed, count)["random_inits"]
 
 
-# Epochs of 16 steps (2,000 images at batch 128) per method; six train 10 (see MEASURED).
-EPOCHS = {name: 20 for name in RECIPES}
-
-
 def staple_on_mnist(name, seed=0, epochs=None, baselines=None):
     epochs = epochs or EPOCHS[name]
     (x, _), _ = mnist_subset()
@@ -88,7 +84,8 @@ def staple_on_mnist(name, seed=0, epochs=None, baselines=None):
     start = time.perf_counter()
     history = model.fit(x, batch_size=128, epochs=epochs, verbose=0).history
     result = dict(
-        method=name, epochs=epochs, fit_seconds=time.perf_counter() - start, random_init=baselines[0], random_init_mean=float(np.mean(baselines)), knn=knn(model.encoder),
+        method=name, epochs=epochs, fit_seconds=time.perf_counter() - start, random_init=baselines[0],
+        random_init_mean=float(np.mean(baselines)), knn=knn(model.encoder),
         embedding_std=history.get("embedding_std", [None])[-1], loss=history["loss"][-1],
     )
     print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}, flush=True)
@@ -146,7 +143,9 @@ def staple_on_mnist(name, seed=0, epochs=None, baselines=None):
 # with these figures. embedding_std * sqrt(dim) at 10 epochs: 0.80-1.00 (SimCLR logs none).
 # Each test asserts about half the smallest gain measured over the random-init mean on its
 # backend, at its epochs, and embedding_std * sqrt(dim) > 0.3.
-EPOCHS.update(simclr=10, barlow_twins=10, vicreg=10, moco_v3=10, nnclr=10, simsiam=10)
+EPOCHS = dict(  # epochs of 16 steps (2,000 images at batch 128)
+    simclr=10, barlow_twins=10, vicreg=10, moco_v3=10, nnclr=10, simsiam=10, byol=20, moco_v2=20, swav=20,
+)
 MEASURED = {  # name: ({backend: margin over the random-init mean}, projection dim or None)
     "simclr": (dict(tensorflow=0.10, jax=0.09), None),
     "byol": (dict(tensorflow=0.05, jax=0.0), 128),
