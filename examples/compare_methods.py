@@ -17,13 +17,13 @@ MAE is not in the table (it needs a ViT: see `mae_reconstruct.py`), nor the GAN
 What it needs:
 - data: scikit-learn's digits (offline) and CIFAR-10 (`keras.datasets` download, or
   `--cifar10-path` to a local copy); `--datasets digits` runs offline;
-- full size (digits 30 epochs and CIFAR-10 100 epochs per method, 6 methods):
-  digits take about 15 min on a 2-core CPU (estimated from `kerassl demo`, 40 SimCLR
-  epochs in about 2 min); CIFAR-10 about 3 h on one recent GPU (estimated) and is
-  not practical on a CPU (about 40 h a method, from the 25 min per SimCLR epoch
-  measured in ../shared/FACTS.md);
-- `--smoke`: 300 digits, 1 epoch per method: 40 s of CPU time,
-  3 min wall (measured on the shared 2-core machine under load ~14).
+- full size (digits 30 epochs and CIFAR-10 100 epochs per method, 13 methods):
+  digits take about 30 min on a 2-core CPU (estimated from `kerassl demo`, 40 SimCLR
+  epochs in about 2 min; the two-network methods take longer); CIFAR-10 about 6 h on
+  one recent GPU (estimated) and is not practical on a CPU (about 40 h a method, from
+  the 25 min per SimCLR epoch measured in ../shared/FACTS.md);
+- `--smoke`: 300 digits, 1 epoch (3 steps) per method, a 10-epoch linear probe: about
+  100 s on 2 idle cores (2026-12-08), most of it building each method's train step.
 
 What it prints and writes (in `--output`, default `outputs/compare_methods/`):
 - per dataset, a Markdown table: method, kNN accuracy, linear-probe accuracy,
@@ -128,11 +128,12 @@ def make_encoder(name, seed):
     return kerassl.backbones.resnet18(input_shape=(None, None, channels), stem="cifar")
 
 
-def score(encoder, data, k):
+def score(encoder, data, k, probe_epochs):
     (x, y), (x_test, y_test) = data
     return {
         "knn_accuracy": kerassl.evaluate.knn_accuracy(encoder, x, y, x_test, y_test, k=k, verbose=False),
-        "linear_probe_accuracy": kerassl.evaluate.linear_probe(encoder, x, y, x_test, y_test),
+        "linear_probe_accuracy": kerassl.evaluate.linear_probe(
+            encoder, x, y, x_test, y_test, epochs=probe_epochs),
     }
 
 
@@ -141,6 +142,7 @@ def run_dataset(name, methods, args):
     data = load(name, args)
     epochs = args.epochs or (1 if args.smoke else spec["epochs"])
     batch_size = 100 if args.smoke else spec["batch_size"]
+    probe_epochs = 10 if args.smoke else 100  # linear_probe's default; the smoke run checks the wiring
     size, channels = spec["size"], spec["channels"]
 
     def views(layer_name):
@@ -148,17 +150,18 @@ def run_dataset(name, methods, args):
             size, channels, flip=spec["flip"], seed=args.seed, name=layer_name
         )
 
-    rows = {"random init": {**score(make_encoder(name, args.seed), data, spec["knn_k"]), "seconds": 0.0}}
+    k = spec["knn_k"]
+    rows = {"random init": {**score(make_encoder(name, args.seed), data, k, probe_epochs), "seconds": 0.0}}
     for method_name in methods:
         model = METHODS[method_name](make_encoder(name, args.seed), size, views, args.seed)
         model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4))
         start = time.time()
         model.fit(data[0][0], epochs=epochs, batch_size=batch_size, verbose=0)
         seconds = time.time() - start
-        rows[method_name] = {**score(model.encoder, data, spec["knn_k"]), "seconds": round(seconds, 1)}
+        rows[method_name] = {**score(model.encoder, data, k, probe_epochs), "seconds": round(seconds, 1)}
         print(f"{name}: {method_name} done in {seconds:.0f} s", flush=True)
     return {"epochs": epochs, "batch_size": batch_size, "knn_k": spec["knn_k"],
-            "train_size": len(data[0][0]), "rows": rows}
+            "probe_epochs": probe_epochs, "train_size": len(data[0][0]), "rows": rows}
 
 
 def table(name, result):

@@ -121,21 +121,30 @@ def test_reconstruct_checks_images():
 @pytest.mark.slow
 @pytest.mark.parametrize("noise", [None, "gaussian"])
 def test_reconstruction_improves_and_beats_random_init_by_knn(noise):
-    # Measured on TF (2 shared cores, load ~8, 2026-11-28; fit 25-30 s): reconstruction
+    # Measured at 8 epochs on TF (2 shared cores, load ~8, 2026-11-28; fit 25-30 s): reconstruction
     # MSE 0.197 -> 0.029 (plain) and 0.198 -> 0.032 (gaussian) over 8 epochs; kNN (k=20,
     # bank of 1,000 training images, 1,000 test queries) random init 0.561 (mean of 5:
     # 0.592), plain 0.824, gaussian 0.822 (masking noise: 0.801).
     # JAX (2026-12-06): random inits 0.728 (the one trained), mean of 5 0.627; plain: MSE
     # 0.164 -> 0.025, kNN 0.869 (+0.242 over the mean; 97 s at load 3-4); gaussian passed
     # the earlier single-init form of this test (kNN > 0.728 + 0.1 = 0.828).
+    # Now 4 epochs (64 steps), for CI's time: measured 2026-12-08 (idle machine, one TF and
+    # one JAX process side by side), seeds 0 / 1, plain and gaussian: MSE first -> last epoch,
+    # last / first, and kNN (gain over the mean of its 5 inits):
+    #   TF: plain 0.197 -> 0.053 (0.27), 0.747 (+0.155) / 0.177 -> 0.050 (0.28), 0.801 (+0.204);
+    #     gaussian 0.198 -> 0.055 (0.28), 0.716 (+0.124) / 0.178 -> 0.052 (0.29), 0.758 (+0.161).
+    #   JAX: plain 0.164 -> 0.047 (0.29), 0.796 (+0.169) / 0.147 -> 0.045 (0.31), 0.815 (+0.206);
+    #     gaussian 0.165 -> 0.049 (0.30), 0.785 (+0.158) / 0.148 -> 0.046 (0.31), 0.817 (+0.208).
+    # The bounds: the error falls below 0.4 of its first epoch's (at most 0.31 measured), and
+    # kNN gains about half the smallest gain (+0.124).
     (x, _), _ = mnist_subset()
     inits = mnist_random_inits(0)  # the one trained is the first
     keras.utils.set_random_seed(0)
     model = Autoencoder(mnist_convnet(), noise=noise, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(x, batch_size=128, epochs=8, verbose=0)
+    history = model.fit(x, batch_size=128, epochs=4, verbose=0)
     error = history.history["reconstruction_error"]
     after = mnist_knn(model.encoder)
     print(dict(noise=noise, error=(round(error[0], 3), round(error[-1], 3)), knn=round(after, 3), **inits))
-    assert error[-1] < 0.3 * error[0], error
-    assert after > inits["random_init_mean"] + 0.1, (inits, after)
+    assert error[-1] < 0.4 * error[0], error
+    assert after > inits["random_init_mean"] + 0.06, (inits, after)
