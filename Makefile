@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 # The whole default suite, on TensorFlow (the default backend) and again on JAX.
 # Measured from a fresh clone on 2 cores (2026-12-08): TF 382 s, JAX 491 s, 945 s with
-# the install (runs vary by up to 25% here: 880-1,048 s in four runs over two days). CI
+# the install (runs vary by up to 25% here: 880-1,048 s in five runs over two days). CI
 # (.ci/run) then runs the data-parallel tests (203-258 s) and the slow learning tests
 # (TF 828 s, JAX 547 s): 2,681 s in all in one run of 2026-12-08, at the slow end.
 test: $(STAMP)

@@ -160,7 +160,7 @@ def run_dataset(name, methods, args):
         seconds = time.time() - start
         rows[method_name] = {**score(model.encoder, data, k, probe_epochs), "seconds": round(seconds, 1)}
         print(f"{name}: {method_name} done in {seconds:.0f} s", flush=True)
-    return {"epochs": epochs, "batch_size": batch_size, "knn_k": spec["knn_k"],
+    return {"epochs": epochs, "batch_size": batch_size, "knn_k": k,
             "probe_epochs": probe_epochs, "train_size": len(data[0][0]), "rows": rows}
 
 
