@@ -4,6 +4,11 @@ Every method's test module calls `run_method_test(make_method, ...)`; the
 harness checks the contract the whole library relies on:
 - `fit` on uint8 numpy, float numpy, (images, labels) tf.data and a generator,
   with finite losses and the method's metrics in the History;
+- `evaluate` after training changes no variable (weights, BatchNorm statistics,
+  teachers, queues, random state) and two calls give the same logs: Keras's
+  test step calls the method with `training=False`, which must not move the
+  encoder's statistics or a teacher (tests/test_evaluate_side_effects.py holds
+  the cases no harness caller covers);
 - `predict`/`call` return encoder features, the same as the encoder on [0, 1]
   floats;
 - `get_config`/`from_config` round trip; `.keras` save and load with
@@ -47,6 +52,7 @@ def run_method_test(
     data_variants=True,
     xla=False,
     targets=None,
+    evaluate=True,
 ):
     """Runs the shared contract checks on one method.
 
@@ -66,6 +72,8 @@ def run_method_test(
             compiles with XLA (JAX always compiles it).
         targets: callable(labels) -> what `fit` takes beside the images (CLIP's
             captions), or None for methods that learn from images alone.
+        evaluate: bool. Check that `evaluate` changes nothing; False for the GAN,
+            which has no test step (`GAN.evaluate` raises its "use fit()" error).
     """
     import tensorflow as tf
 
@@ -79,6 +87,8 @@ def run_method_test(
         return model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, **kwargs)
 
     assert_finite_history(fit(model, images), expected_metrics)
+    if evaluate:
+        check_evaluate_changes_nothing(model, images, y, batch_size)
 
     float_images = images.astype("float32") / 255.0
     if data_variants:
@@ -118,6 +128,33 @@ def run_method_test(
     if xla:
         check_compiles_with_xla(make, images, y, batch_size, optimizer)
     return model
+
+
+def variable_state(model):
+    """Every variable of the model (weights, BatchNorm statistics, random state), as NumPy."""
+    return {
+        f"{index}:{variable.path}": np.array(keras.ops.convert_to_numpy(variable))
+        for index, variable in enumerate(model.variables)
+    }
+
+
+def assert_same_state(before, after):
+    assert before.keys() == after.keys()
+    changed = [name for name in before if not np.array_equal(before[name], after[name])]
+    assert not changed, f"evaluate changed {changed}"
+
+
+def check_evaluate_changes_nothing(model, x, y=None, batch_size=8):
+    """Two `evaluate` calls of a trained model change no variable and agree exactly."""
+    before = variable_state(model)
+    first = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    assert_same_state(before, variable_state(model))
+    second = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    assert_same_state(before, variable_state(model))
+    assert first == second
+    assert all(math.isfinite(value) for value in first.values()), first
+    assert "teacher_momentum" not in first  # a schedule's value means nothing in evaluation
+    return first
 
 
 def compile_method(model, optimizer, **kwargs):

@@ -96,6 +96,7 @@ def test_method_contract(tmp_path):
         optimizer=None,
         data_variants=False,
         xla=True,
+        evaluate=False,
     )
 
 

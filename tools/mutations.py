@@ -334,4 +334,19 @@ MUTATIONS = [
         ("tests/test_losses_staples.py", "tests/test_staples.py"),
         "SwAV predicts each crop's code from the same crop instead of swapping",
     ),
+    # -- evaluate (every method; tests/method_harness.py checks it after training) --
+    Mutation(
+        "evaluate_in_training_mode", "base",
+        '        return not getattr(self, "_evaluating", False)',
+        "        return True",
+        ("tests/test_evaluate_side_effects.py", "tests/test_staples.py"),
+        "evaluate runs BatchNorm in training mode: its moving statistics move",
+    ),
+    Mutation(
+        "evaluate_keeps_its_fixed_seed", "base",
+        "        for state, value in zip(states, saved):\n            state.assign(value)\n",
+        "",
+        ("tests/test_evaluate_side_effects.py", "tests/test_staples.py"),
+        "evaluate leaves its fixed seed in the augmenters' random state",
+    ),
 ]

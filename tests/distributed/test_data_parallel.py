@@ -378,7 +378,7 @@ def test_without_per_replica_streams_every_replica_repeats_replica_0(monkeypatch
 # engine: the staples (teachers, queues, local crops), the pretext methods, the autoencoder
 # and the GAN with its own train step. Two steps on 4 devices: finite logs, weights that move.
 def _other_methods():
-    from tests.test_evaluate_side_effects import METHODS as EVERY_METHOD
+    from tests.method_table import METHODS as EVERY_METHOD
 
     covered = {"simclr", "dino_vit", "mae"}  # CLIP too: compared with one device above
     return {name: entry for name, entry in EVERY_METHOD.items() if name not in covered}
