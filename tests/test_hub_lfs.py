@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 
 import huggingface_hub
+import keras
 import numpy as np
 import pytest
 from huggingface_hub import constants
@@ -27,6 +28,14 @@ from huggingface_hub.utils import _http
 from kerassl import zoo
 from tests.conftest_hub import LOCAL_HUB_TOKEN
 from tests.test_zoo import features, images, new_repo, push, tiny_encoder, tiny_method
+
+# The Hub protocol holds no backend code, and the encoders these tests push are tiny
+# Keras models saved and loaded as on any backend: on TensorFlow only, for the default
+# suite's time (about 12 s of each worker's time on JAX). Pushing and loading every
+# method's encoder through the local Hub runs on both backends in tests/test_zoo.py.
+pytestmark = pytest.mark.skipif(
+    keras.config.backend() != "tensorflow", reason="the Hub protocol tests run on TensorFlow only"
+)
 
 WEIGHTS = "model.weights.h5"
 TEXT_FILES = {"config.json", "metadata.json", "README.md"}

@@ -115,6 +115,12 @@ def test_resolve_jit_compile_by_backend_and_device():
 # -- the `demo` and `zoo` subcommands ---------------------------------------------------
 
 
+# `kerassl demo` is what `make demo` runs, on the default backend, and kerassl/demo.py holds
+# nothing per backend; the CLI's backend-specific parts (`info`, `--precision`)
+# and `kerassl pretrain`, `evaluate` and `finetune` end to end run on both backends
+# (tests/test_demo_cli.py, tests/test_cli_scale.py). TensorFlow only, for the default
+# suite's time (14 s of a worker's time on JAX).
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="the demo runs on the default backend")
 def test_cli_demo_writes_its_files_and_results(tmp_path, monkeypatch, capsys):
     # The recipe made tiny (300 digits of 8 px, width 8, 1 epoch): this checks the plumbing; the
     # demo's learning margin is the slow test in test_demo_cli.py.
