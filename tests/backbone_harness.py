@@ -18,18 +18,7 @@ import keras
 import numpy as np
 
 import kerassl
-
-
-def infer(model, images):
-    """`model(images, training=False)` as NumPy, compiled whole on JAX.
-
-    Called eagerly, JAX compiles each operation on its own the first time it meets its
-    shapes (a tiny resnet50: 2.9 s, against 0.6 s for one compiled `predict_on_batch`,
-    which runs the same `call(images, training=False)`); TensorFlow runs the call eagerly.
-    """
-    if keras.config.backend() == "jax":
-        return np.asarray(model.predict_on_batch(images))
-    return keras.ops.convert_to_numpy(model(images, training=False))
+from tests.conftest import infer
 
 
 def _images(shape, count=2, seed=0):

@@ -64,6 +64,18 @@ def backend():
     return keras.config.backend()
 
 
+def infer(model, images):
+    """`model(images, training=False)` as NumPy, compiled whole on JAX.
+
+    Called eagerly, JAX compiles each operation on its own the first time it meets its
+    shapes (a tiny resnet50: 2.9 s, against 0.6 s for one compiled `predict_on_batch`,
+    which runs the same `call(images, training=False)`); TensorFlow runs the call eagerly.
+    """
+    if keras.config.backend() == "jax":
+        return np.asarray(model.predict_on_batch(images))
+    return keras.ops.convert_to_numpy(model(images, training=False))
+
+
 def random_images(n=8, size=16, channels=3, seed=0, dtype="uint8"):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, size=(n, size, size, channels))

@@ -19,9 +19,13 @@ SLOW_ON_JAX = pytest.mark.slow if keras.config.backend() == "jax" else (lambda t
 
 
 def _features(model, x):
-    # An eager call: predict() would compile the graph, which costs far more
-    # than these tiny computations (seconds per model on JAX).
-    outputs = model(x, training=False)
+    # TensorFlow: an eager call, cheaper than tracing a predict function for these tiny
+    # computations. JAX: one compiled call (tests/conftest.py's `infer`), cheaper than
+    # compiling each operation on its own as an eager call does.
+    if keras.config.backend() == "jax":
+        outputs = model.predict_on_batch(x)
+    else:
+        outputs = model(x, training=False)
     if isinstance(outputs, (list, tuple)):
         return [keras.ops.convert_to_numpy(y) for y in outputs]
     return keras.ops.convert_to_numpy(outputs)

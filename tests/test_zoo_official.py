@@ -23,6 +23,7 @@ from kerassl import zoo
 from kerassl.zoo import convert
 from kerassl.zoo.convert import weights
 from kerassl.zoo.errors import ConversionError, HubAccessError, UnsafePresetError
+from tests.conftest import infer
 
 pytestmark = pytest.mark.usefixtures("local_hub")
 
@@ -66,7 +67,7 @@ def reference(name):
 
 
 def features(encoder, images):
-    return ops.convert_to_numpy(encoder(ops.convert_to_tensor(images), training=False))
+    return infer(encoder, images)
 
 
 @pytest.mark.parametrize("name", sorted(SERVED))
