@@ -22,10 +22,10 @@ demo: $(STAMP)
 	$(VENV)/bin/kerassl demo
 
 # The whole default suite, on TensorFlow (the default backend) and again on JAX.
-# Measured from a fresh clone on 2 cores (2026-12-08): TF 382 s, JAX 491 s, 945 s with
-# the install (runs vary by up to 25% here: 880-1,048 s in five runs over two days). CI
-# (.ci/run) then runs the data-parallel tests (203-258 s) and the slow learning tests
-# (TF 828 s, JAX 547 s): 2,681 s in all in one run of 2026-12-08, at the slow end.
+# Measured from a fresh clone on 2 cores (2026-12-08, d5896e3): TF 328 s, JAX 479 s,
+# 879 s with the install; 881 s and, in a slow period, 933 s for the trees just before
+# (runs here vary by up to 25%). CI (.ci/run) then runs the data-parallel tests (203-258 s)
+# and the slow learning tests (TF about 830 s, JAX 547-584 s): about 2,600 s in all.
 test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -q tests
 	KERAS_BACKEND=jax $(PYTEST) -q tests
