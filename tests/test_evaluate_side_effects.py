@@ -19,9 +19,10 @@ from tests.test_dino import make_dino
 from tests.test_simclr import make_simclr
 
 # Every method's harness test (tests/method_harness.py) checks `evaluate` on the model it
-# has just trained: SimCLR, CLIP, MAE, Jigsaw, RotNet, the autoencoder, the GAN, the eight
-# staples and DINO on a ViT. Here are the cases no harness caller builds: the online probe
-# in the test step, and DINO on a convnet, whose heads hold BatchNorm layers.
+# has just trained: SimCLR, CLIP, MAE, Jigsaw, RotNet, the autoencoder, the eight staples
+# and DINO on a ViT (not the GAN, which has no test step). Here are the cases no harness
+# caller builds: the online probe in the test step, and DINO on a convnet, whose heads
+# hold BatchNorm layers.
 METHODS = {
     "simclr_with_probe": lambda encoder: make_simclr(encoder, num_classes=3),
     "dino_convnet": make_dino,

@@ -6,7 +6,6 @@ environment only), with the reference model's outputs on fixed images. Here they
 are served by the local Hub under the official repo ids and revisions.
 """
 
-import io
 import json
 import os
 import pathlib
