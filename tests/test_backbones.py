@@ -6,7 +6,7 @@ import pytest
 
 from kerassl import backbones
 
-from tests.conftest import random_images
+from tests.conftest import infer, random_images
 
 
 def _images(n=2, size=32, channels=3):
@@ -16,19 +16,6 @@ def _images(n=2, size=32, channels=3):
 # JAX compiles each random initializer once per weight shape (~0.3 s each):
 # a MobileNet's many distinct shapes cost ~13 s of CPU there, ~2 s on TensorFlow.
 SLOW_ON_JAX = pytest.mark.slow if keras.config.backend() == "jax" else (lambda test: test)
-
-
-def _features(model, x):
-    # TensorFlow: an eager call, cheaper than tracing a predict function for these tiny
-    # computations. JAX: one compiled call (tests/conftest.py's `infer`), cheaper than
-    # compiling each operation on its own as an eager call does.
-    if keras.config.backend() == "jax":
-        outputs = model.predict_on_batch(x)
-    else:
-        outputs = model(x, training=False)
-    if isinstance(outputs, (list, tuple)):
-        return [keras.ops.convert_to_numpy(y) for y in outputs]
-    return keras.ops.convert_to_numpy(outputs)
 
 
 def _trainable_count(model):
@@ -76,7 +63,7 @@ def test_resnet18_shapes_per_stem(stem, size, final):
     encoder = backbones.resnet18(input_shape=(size, size, 3), stem=stem, width=8)
     assert encoder.output.shape == (None, 64)
     assert encoder.get_layer("avg_pool").input.shape == (None, final, final, 64)
-    features = _features(encoder, _images(size=size))
+    features = infer(encoder, _images(size=size))
     assert features.shape == (2, 64)
     assert np.all(np.isfinite(features))
 
@@ -117,7 +104,7 @@ def test_resnet50_shapes(stem, size, final):
     if stem == "cifar":
         assert encoder.get_layer("stage2_block1_1_conv").output.shape[1] == size
         assert encoder.get_layer("stage2_block1_2_conv").output.shape[1] == size // 2
-    assert _features(encoder, _images(size=size)).shape == (2, 256)
+    assert infer(encoder, _images(size=size)).shape == (2, 256)
 
 
 def test_resnet18_parameter_count_matches_standard():
@@ -159,7 +146,7 @@ def test_zero_init_residual_makes_blocks_identity():
         encoder.input,
         [encoder.get_layer("stem_relu").output, encoder.get_layer("stage1_block2_out").output],
     )
-    stem_out, stage1_out = _features(probe, _images(size=16))
+    stem_out, stage1_out = infer(probe, _images(size=16))
     # Stage 1 has no projection: with zero gammas both blocks pass ReLU'd input through.
     np.testing.assert_allclose(stage1_out, stem_out, rtol=1e-6, atol=1e-6)
     default = backbones.resnet18(input_shape=(16, 16, 3), width=8)
@@ -186,8 +173,8 @@ def test_normalization_matches_manual_standardization():
     plain = backbones.resnet18(input_shape=(16, 16, 3), width=8)
     plain.set_weights(normalized.get_weights())
     x = _images(size=16)
-    expected = _features(plain, (x - np.array(mean)) / np.array(std))
-    np.testing.assert_allclose(_features(normalized, x), expected, rtol=1e-4, atol=1e-5)
+    expected = infer(plain, (x - np.array(mean)) / np.array(std))
+    np.testing.assert_allclose(infer(normalized, x), expected, rtol=1e-4, atol=1e-5)
     gray = backbones.small_convnet(input_shape=(8, 8, 1), width=8, normalization=(0.5, 0.25))
     assert gray.get_layer("input_normalization") is not None
 
@@ -228,7 +215,7 @@ def test_small_convnet_on_digit_sizes(size, final):
     assert encoder.get_layer("avg_pool").input.shape == (None, final, final, 32)
     assert backbones.feature_dim(encoder) == 32
     x = random_images(n=3, size=size, channels=1, dtype="float32")
-    assert _features(encoder, x).shape == (3, 32)
+    assert infer(encoder, x).shape == (3, 32)
     pooled_only = backbones.small_convnet(input_shape=(size, size, 1), width=8, feature_dim=None)
     assert backbones.feature_dim(pooled_only) == 32
     assert "features_dense" not in [layer.name for layer in pooled_only.layers]
@@ -264,8 +251,8 @@ def test_wrap_feature_map_model(pooling, reduce):
     assert encoder.name == "feature_map_encoder"
     assert encoder.get_layer("feature_map") is base
     x = _images(size=16)
-    expected = reduce(_features(base, x), axis=(1, 2))
-    np.testing.assert_allclose(_features(encoder, x), expected, rtol=1e-5, atol=1e-6)
+    expected = reduce(infer(base, x), axis=(1, 2))
+    np.testing.assert_allclose(infer(encoder, x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_wrap_unknown_spatial_dims():
@@ -298,8 +285,8 @@ def test_wrap_token_model():
     encoder = backbones.wrap(base)
     assert encoder.output.shape == (None, 6)
     x = _images(size=16)
-    expected = _features(base, x).mean(axis=1)
-    np.testing.assert_allclose(_features(encoder, x), expected, rtol=1e-5, atol=1e-6)
+    expected = infer(base, x).mean(axis=1)
+    np.testing.assert_allclose(infer(encoder, x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_wrap_returns_pooled_model_unchanged(make_encoder):
@@ -308,8 +295,8 @@ def test_wrap_returns_pooled_model_unchanged(make_encoder):
     scaled = backbones.wrap(encoder, preprocessing=keras.layers.Rescaling(0.5))
     assert scaled is not encoder and scaled.output.shape == (None, 16)
     x = _images(size=16)
-    expected = _features(encoder, x * 0.5)
-    np.testing.assert_allclose(_features(scaled, x), expected, rtol=1e-5, atol=1e-6)
+    expected = infer(encoder, x * 0.5)
+    np.testing.assert_allclose(infer(scaled, x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_wrap_subclassed_model_needs_input_shape():
@@ -376,7 +363,7 @@ def test_save_load_round_trip(build, tmp_path):
     encoder.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     x = _images(n=3, size=16)
-    np.testing.assert_array_equal(_features(encoder, x), _features(loaded, x))
+    np.testing.assert_array_equal(infer(encoder, x), infer(loaded, x))
     assert loaded.name == encoder.name
 
 
